@@ -1,0 +1,92 @@
+"""Helpers shared by the command-line entry points of both sides (framework-free)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+
+from signs.errors import InputError
+
+EXIT_BAD_INPUT = 2
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """``argparse.ArgumentParser`` whose errors are one line (no usage block), exit status 2."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str):
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def run_main(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> int:
+    """Run ``main(argv)``; turn :class:`InputError` into one line on stderr and exit status 2."""
+    try:
+        return main(argv)
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite float > 0 (a learning rate)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text}")
+    return value
+
+
+def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    """The data options both training CLIs share."""
+    parser.add_argument(
+        "--data", choices=("auto", "synthetic", "signs"), default="auto",
+        help="auto: the real SIGNS files if both are in the data directory, else the synthetic "
+        "set; signs: require the real files; synthetic: always the synthetic set (default: auto)",
+    )
+    parser.add_argument(
+        "--data-dir", default=None,
+        help="directory holding train_signs.h5 and test_signs.h5 (default: $SIGNS_DIR, else ./datasets)",
+    )
+
+
+def add_training_arguments(parser: argparse.ArgumentParser, default_epochs: int = 1500) -> None:
+    """The hyper-parameter options both training CLIs share (defaults are the tutorial's)."""
+    parser.add_argument("--epochs", type=non_negative_int, default=default_epochs,
+                        help=f"number of epochs (default: {default_epochs}, as the original)")
+    parser.add_argument("--lr", type=positive_float, default=0.0001,
+                        help="Adam learning rate (default: 0.0001)")
+    parser.add_argument("--batch-size", type=positive_int, default=32,
+                        help="mini-batch size (default: 32)")
+    parser.add_argument("--seed", type=int, default=3,
+                        help="data-order seed: epoch e shuffles with np.random.seed(seed + e) "
+                        "(default: 3, as the original; weights are always Glorot seed 1)")
+    parser.add_argument("--dtype", choices=("float32", "float64"), default="float32",
+                        help="float32 (the tutorial's) or float64 (exact parity work)")

@@ -1,0 +1,23 @@
+"""The one exception type every entry point turns into a one-line message and exit status 2."""
+
+
+class InputError(Exception):
+    """Bad input from the user: a file, a directory, a value.
+
+    The message names the input and the problem, and says what to do, in one line.
+    CLIs catch it (see :func:`signs.cli.run_main`) and exit with status 2.
+    """
+
+
+class DataError(InputError):
+    """A data file or directory that cannot be used as SIGNS."""
+
+
+class NonFiniteCost(InputError):
+    """Training produced a NaN or infinite cost; names the epoch and step where it happened."""
+
+    def __init__(self, epoch: int, step: int, value: float):
+        self.epoch, self.step, self.value = epoch, step, value
+        super().__init__(f"cost became {value} at epoch {epoch}, step {step} of that epoch; "
+                         "training stopped (try a smaller --lr); the last checkpoint, if any, "
+                         "is kept")
