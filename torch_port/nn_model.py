@@ -89,7 +89,7 @@ class SignsDataset(Dataset):
 
     def __getitems__(self, indices):
         index = torch.as_tensor(indices, device=self.x.device)
-        return self.x[index], self.y[index]
+        return self.x.index_select(0, index), self.y.index_select(0, index)
 
 
 class TutorialBatchSampler(Sampler):
@@ -127,7 +127,7 @@ def make_loader(dataset: SignsDataset, batch_size: int = 32, seed: int = 3) -> D
 def train(X_train, Y_train, X_test, Y_test, learning_rate=0.0001, num_epochs=1500,
           minibatch_size=32, print_cost=True, *, dtype="float32", seed=3,
           initial_parameters=None, hook=None, device="cpu", optimizer="tf-adam",
-          epoch_cost="original", resume=None, on_epoch_end=None, progress=False):
+          epoch_cost="original", resume=None, on_epoch_end=None, progress=False, fast=False):
     """Train :class:`SignsNet`; return ``(parameters, costs)`` like ``torch_port.model.model``.
 
     Takes the tutorial's arrays (``X`` (12288, m), one-hot ``Y`` (6, m)) so both ports can be
@@ -138,7 +138,19 @@ def train(X_train, Y_train, X_test, Y_test, learning_rate=0.0001, num_epochs=150
     ``"mean"`` divides by the number of batches actually run.
     ``hook``, ``resume``, ``on_epoch_end``: as in ``torch_port.model.model``, except that the
     hook's ``output`` is the logits (m, 6) and its dicts are keyed by ``state_dict`` names.
+
+    ``fast=True`` runs :func:`torch_port.fast.train` instead: the same kernels on the same
+    layouts, hence the same bits, without the ``DataLoader``, the autograd graph and the
+    allocations (several times faster on CPU; ``tf-adam``/``keras-adam`` only). This
+    function's loop below stays the readable reference.
     """
+    if fast:
+        from torch_port.fast import train as fast_train  # fast imports this module
+        return fast_train(X_train, Y_train, X_test, Y_test, learning_rate, num_epochs,
+                          minibatch_size, print_cost, dtype=dtype, seed=seed,
+                          initial_parameters=initial_parameters, hook=hook, device=device,
+                          optimizer=optimizer, epoch_cost=epoch_cost, resume=resume,
+                          on_epoch_end=on_epoch_end, progress=progress)
     if epoch_cost not in ("original", "mean"):
         raise ValueError(f"epoch_cost must be 'original' or 'mean', got {epoch_cost!r}")
     dtype = _torch_dtype(dtype)

@@ -67,6 +67,13 @@ class TFAdam(Optimizer):
         alpha = lr * np.sqrt(one - beta2_power) / (one - beta1_power)
         return float(alpha), float(one - beta1), float(one - beta2), float(eps)
 
+    @staticmethod
+    def _finish(group) -> None:
+        """TF1's ``_finish``: the beta powers are multiplied by beta in float32 after the update."""
+        for key, beta in (("beta1_power", group["betas"][0]), ("beta2_power", group["betas"][1])):
+            group[key] = float(np.float32(np.float32(group[key]) * np.float32(beta)))
+        group["step"] += 1
+
     @torch.no_grad()
     def step(self, closure=None):
         loss = None
@@ -88,17 +95,20 @@ class TFAdam(Optimizer):
             ms = [self.state[p]["m"] for p in params]
             vs = [self.state[p]["v"] for p in params]
             # m += (g - m) * (1 - b1);  v += (g*g - v) * (1 - b2)   (TF1's form, not b1*m + ...)
-            torch._foreach_add_(ms, torch._foreach_mul(torch._foreach_sub(grads, ms), one_minus_b1))
-            squares = torch._foreach_mul(grads, grads)
-            torch._foreach_add_(vs, torch._foreach_mul(torch._foreach_sub(squares, vs), one_minus_b2))
-            # p -= (m * alpha) / (sqrt(v) + eps)
-            denominators = torch._foreach_add(torch._foreach_sqrt(vs), eps)
-            updates = torch._foreach_div(torch._foreach_mul(ms, alpha), denominators)
-            torch._foreach_sub_(params, updates)
-            # TF1's _finish: beta powers multiplied in float32 after the update.
-            for key, beta in (("beta1_power", group["betas"][0]), ("beta2_power", group["betas"][1])):
-                group[key] = float(np.float32(np.float32(group[key]) * np.float32(beta)))
-            group["step"] += 1
+            deltas = torch._foreach_sub(grads, ms)
+            torch._foreach_mul_(deltas, one_minus_b1)
+            torch._foreach_add_(ms, deltas)
+            deltas = torch._foreach_mul(grads, grads)
+            torch._foreach_sub_(deltas, vs)
+            torch._foreach_mul_(deltas, one_minus_b2)
+            torch._foreach_add_(vs, deltas)
+            # p -= (m * alpha) / (sqrt(v) + eps), written p.addcdiv_(m, d, value=-alpha), which
+            # ATen computes as p + ((-alpha) * m) / d: the same roundings (negation is exact).
+            # Not add_(alpha=)/lerp_/addcmul_: their kernels fuse a multiply-add (other bits).
+            denominators = torch._foreach_sqrt(vs)
+            torch._foreach_add_(denominators, eps)
+            torch._foreach_addcdiv_(params, ms, denominators, value=-alpha)
+            self._finish(group)
         return loss
 
 

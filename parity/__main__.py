@@ -1,0 +1,38 @@
+"""``python -m parity report ...`` (compare two implementations) and ``python -m parity golden``."""
+
+from __future__ import annotations
+
+import sys
+
+from signs.cli import run_main
+
+USAGE = """usage: python -m parity {report,golden} [options]
+
+  report   run two implementations step by step and print how close they are (see report --help)
+  golden   rewrite the golden TF1 traces in parity/golden/ from live TensorFlow
+"""
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(USAGE, end="")
+        return 0 if argv else 2
+    command, rest = argv[0], argv[1:]
+    if command == "report":
+        from parity.report import main as report_main
+        return report_main(rest)
+    if command == "golden":
+        if rest:
+            print("python -m parity golden: takes no options", file=sys.stderr)
+            return 2
+        from parity.golden import write_all
+        for path in write_all():
+            print(f"wrote {path} ({path.stat().st_size:,} bytes)")
+        return 0
+    print(f"python -m parity: error: unknown command {command!r}; expected report or golden", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_main(main))

@@ -1,0 +1,80 @@
+"""Golden TF1 traces: still equal to live TF (CPU), and the torch port against them (CPU, CUDA).
+
+The goldens let a machine without TensorFlow (the GPU machine) check the port against the
+original. If a golden no longer matches live TF, regenerate it with ``make golden``.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from parity import golden
+from parity.compare import compare, difference
+from parity.tolerances import GOLDEN_LONG, tolerances_for
+from parity.trace import RunConfig, run
+
+DTYPES = ["float32", "float64"]
+
+
+@pytest.fixture(scope="module")
+def goldens(data):
+    return {dtype: golden.load(golden.path_for(dtype), data) for dtype in DTYPES}
+
+
+def test_goldens_are_small_enough_to_commit():
+    total = sum(golden.path_for(dtype).stat().st_size for dtype in DTYPES)
+    assert total <= 10 * 1024 * 1024, total
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_golden_matches_live_tensorflow(data, goldens, dtype):
+    pytest.importorskip("tensorflow", reason="TensorFlow is not installed: cannot check the goldens "
+                        "against live TF here (CI does)")
+    short = RunConfig(steps=golden.STEPS_PER_EPOCH, dtype=dtype, full_steps=golden.FULL_STEPS,
+                      every=golden.STEPS_PER_EPOCH)
+    live = golden.sampled(run("tf1", data, short))
+    # Same program, same machine class: float64 must agree to round-off; float32 to the
+    # free-running bound (oneDNN may pick other kernels on another CPU).
+    result = compare(goldens[dtype], live, tolerances_for(dtype, "free-running", ("tf1", "tf1")))
+    assert result.batches_match
+    assert result.passed, {q: result.worst_rel[q] for q in result.failing}
+
+
+def check_torch_against_golden(data, gold, dtype, device):
+    config = golden.golden_config(dtype)
+    config.device = device
+    mine = golden.sampled(run("torch", data, config))
+    first = RunConfig(steps=golden.FULL_STEPS, dtype=dtype)
+    head = compare(type(gold)(gold.impl, first, gold.records[:golden.FULL_STEPS]),
+                   type(mine)(mine.impl, first, mine.records[:golden.FULL_STEPS]),
+                   tolerances_for(dtype, "free-running", ("tf1", "torch")))
+    assert head.batches_match
+    assert head.passed, {q: head.worst_rel[q] for q in head.failing}
+    bounds = GOLDEN_LONG[dtype]
+    cost = max(difference(a["cost"], b["cost"])[1] for a, b in zip(gold.records, mine.records))
+    params = max(difference(a["params"][name], b["params"][name])[1]
+                 for a, b in zip(gold.records, mine.records) if "params" in a
+                 for name in a["params"])
+    assert len(mine.records) == len(gold.records) == golden.LONG_EPOCHS * golden.STEPS_PER_EPOCH
+    assert cost <= bounds["cost"], cost
+    assert params <= bounds["params"], params
+    return cost, params
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_torch_cpu_matches_golden(data, goldens, dtype):
+    check_torch_against_golden(data, goldens[dtype], dtype, "cpu")
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_torch_cuda_matches_golden(data, goldens, dtype):
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device: the CUDA parity test needs one (run it on a GPU machine)")
+    # TF32 would round matmul inputs to 10 mantissa bits; TF's goldens were made on CPU in
+    # full float32, so TF32 must be off (torch's default for matmul, set explicitly here).
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    cost, params = check_torch_against_golden(data, goldens[dtype], dtype, "cuda")
+    print(f"CUDA vs TF1 golden, {dtype}: cost {cost:.2e}, params {params:.2e} (max normwise rel.)")

@@ -1,0 +1,82 @@
+"""Step parity between every pair of implementations, both dtypes, both modes.
+
+The first steps of every pair (forward output, cost, gradients, parameters and Adam moments
+after each step), and a whole epoch (34 steps) for the default pair, TF1 vs the torch
+line-by-line port. Tolerances come from parity/tolerances.py, where each is justified.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from parity.compare import compare
+from parity.conftest import requires_tf
+from parity.tolerances import QUANTITIES, tolerances_for
+from parity.trace import RunConfig, default_torch_optimizer
+from parity.transfer import IMPLEMENTATIONS
+
+PAIRS = list(itertools.combinations(IMPLEMENTATIONS, 2))
+FIRST_STEPS = 3
+EPOCH_STEPS = 34
+
+
+def pair_traces(traces, pair, dtype, mode, steps):
+    requires_tf(pair)
+    config = RunConfig(steps=steps, dtype=dtype, torch_optimizer=default_torch_optimizer(pair))
+    reference = traces.get(pair[0], config)
+    teacher = reference if mode == "teacher-forced" else None
+    return reference, traces.get(pair[1], config, teacher=teacher)
+
+
+def assert_parity(reference, other, dtype, mode, pair):
+    result = compare(reference, other, tolerances_for(dtype, mode, pair))
+    assert result.batches_match, "the two sides saw different mini-batches"
+    assert len(result.steps) == len(reference.records)
+    for step in result.steps:  # every step was compared on every quantity
+        assert set(step.rel) == set(QUANTITIES), step.step
+    worst = {q: f"{result.worst_rel[q]:.1e} (tol {result.tolerances[q]:.0e})" for q in QUANTITIES}
+    assert result.passed, f"{pair} {dtype} {mode}: {worst}"
+    return result
+
+
+@pytest.mark.parametrize("mode", ["teacher-forced", "free-running"])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("pair", PAIRS, ids=[f"{a}-vs-{b}" for a, b in PAIRS])
+def test_first_steps_of_every_pair(traces, pair, dtype, mode):
+    reference, other = pair_traces(traces, pair, dtype, mode, FIRST_STEPS)
+    assert_parity(reference, other, dtype, mode, pair)
+
+
+@pytest.mark.parametrize("mode", ["teacher-forced", "free-running"])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_one_epoch_tf1_vs_torch(traces, dtype, mode):
+    pair = ("tf1", "torch")
+    reference, other = pair_traces(traces, pair, dtype, mode, EPOCH_STEPS)
+    result = assert_parity(reference, other, dtype, mode, pair)
+    if dtype == "float64":  # round-off level, far inside the stated tolerance
+        assert max(result.worst_rel.values()) < 1e-12
+
+
+def test_float64_is_not_trivially_equal(traces):
+    """The sides really are different code: float32 differs, float64 differs by round-off only."""
+    requires_tf(("tf1",))
+    for dtype in ("float32", "float64"):
+        reference, other = pair_traces(traces, ("tf1", "torch"), dtype, "free-running", EPOCH_STEPS)
+        last_a, last_b = reference.records[-1]["params"]["W1"], other.records[-1]["params"]["W1"]
+        assert not np.array_equal(last_a, last_b), dtype
+
+
+def test_torch_optim_adam_is_caught(traces):
+    """torch.optim.Adam instead of TF1's formula: the parameters fail, visibly, even in float64."""
+    requires_tf(("tf1",))
+    config = RunConfig(steps=FIRST_STEPS, dtype="float64", torch_optimizer="adam")
+    reference = traces.get("tf1", RunConfig(steps=FIRST_STEPS, dtype="float64"))
+    other = traces.get("torch", config, teacher=reference)
+    result = compare(reference, other, tolerances_for("float64", "teacher-forced", ("tf1", "torch")))
+    assert not result.passed
+    assert "params" in result.failing
+    assert result.worst_rel["params"] > 1e-4  # a formula difference, not round-off
+    assert result.worst_rel["grads"] <= result.tolerances["grads"]  # teacher forcing isolates it

@@ -1,0 +1,101 @@
+"""Weights and per-step values between the layouts of the four implementations.
+
+The canonical form is the tutorial's: ``W1`` (25, 12288) = (out, in), ``b1`` (25, 1), ...,
+and the network output ``Z3`` (6, m) = (classes, examples).
+
+===============  =======================  ==================  ==================
+implementation   weight name / layout     bias                output
+===============  =======================  ==================  ==================
+tf1, torch       ``W1`` (out, in)         ``b1`` (out, 1)     ``Z3`` (6, m)
+torch-nn         ``fc1.weight`` (out, in) ``fc1.bias`` (out,) logits (m, 6)
+keras            ``fc1/kernel`` (in, out) ``fc1/bias`` (out,) logits (m, 6)
+===============  =======================  ==================  ==================
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from signs.errors import InputError
+from signs.weights import PARAMETER_SHAPES
+
+CANONICAL = tuple(PARAMETER_SHAPES)
+LAYER = {"W1": "fc1", "b1": "fc1", "W2": "fc2", "b2": "fc2", "W3": "fc3", "b3": "fc3"}
+NATIVE_NAMES = {
+    "tf1": {name: name for name in CANONICAL},
+    "torch": {name: name for name in CANONICAL},
+    "torch-nn": {name: f"{LAYER[name]}.{'weight' if name[0] == 'W' else 'bias'}" for name in CANONICAL},
+    "keras": {name: f"{LAYER[name]}/{'kernel' if name[0] == 'W' else 'bias'}" for name in CANONICAL},
+}
+IMPLEMENTATIONS = tuple(NATIVE_NAMES)
+
+
+class TransferError(InputError):
+    """Weights that do not fit the target implementation (names or shapes)."""
+
+
+def native_shape(impl: str, name: str) -> tuple[int, ...]:
+    """Shape of canonical parameter ``name`` in ``impl``'s own layout."""
+    out, inp = PARAMETER_SHAPES[name] if name[0] == "W" else (PARAMETER_SHAPES[name][0], None)
+    if name[0] == "b":
+        return (out, 1) if impl in ("tf1", "torch") else (out,)
+    return (inp, out) if impl == "keras" else (out, inp)
+
+
+def to_canonical(impl: str, values: dict) -> dict[str, np.ndarray]:
+    """``impl``'s named arrays -> tutorial layout. Refuses missing/extra names or wrong shapes."""
+    names = _names(impl)
+    _check_names(impl, values, set(names.values()))
+    out = {}
+    for name, native in names.items():
+        value = np.asarray(values[native])
+        expected = native_shape(impl, name)
+        if value.shape != expected:
+            raise TransferError(_shape_message(impl, native, value.shape, expected))
+        out[name] = value.T if impl == "keras" and name[0] == "W" else value.reshape(PARAMETER_SHAPES[name])
+    return out
+
+
+def to_native(impl: str, canonical: dict) -> dict[str, np.ndarray]:
+    """Tutorial layout -> ``impl``'s named arrays (transposing Keras kernels, flattening biases)."""
+    names = _names(impl)
+    _check_names("canonical", canonical, set(names))
+    out = {}
+    for name, native in names.items():
+        value = np.asarray(canonical[name])
+        if value.shape != PARAMETER_SHAPES[name]:
+            raise TransferError(_shape_message("canonical", name, value.shape, PARAMETER_SHAPES[name]))
+        value = value.T if impl == "keras" and name[0] == "W" else value
+        out[native] = np.ascontiguousarray(value.reshape(native_shape(impl, name)))
+    return out
+
+
+def output_to_canonical(impl: str, output) -> np.ndarray:
+    """The network output as (classes, examples): ``Z3`` as is, logits (m, 6) transposed."""
+    output = np.asarray(output)
+    return output if impl in ("tf1", "torch") else output.T
+
+
+def transfer(source: str, target: str, values: dict) -> dict[str, np.ndarray]:
+    """Weights of ``source`` re-laid for ``target`` (any of the four implementations)."""
+    return to_native(target, to_canonical(source, values))
+
+
+def _names(impl: str) -> dict[str, str]:
+    if impl not in NATIVE_NAMES:
+        raise TransferError(f"unknown implementation {impl!r}; expected one of {', '.join(IMPLEMENTATIONS)}")
+    return NATIVE_NAMES[impl]
+
+
+def _check_names(impl: str, values: dict, expected: set) -> None:
+    missing, extra = sorted(expected - set(values)), sorted(set(values) - expected)
+    if missing or extra:
+        raise TransferError(f"{impl} weights: names do not match; missing {missing or 'none'}, "
+                            f"unexpected {extra or 'none'}")
+
+
+def _shape_message(impl, name, got, expected) -> str:
+    hint = ""
+    if tuple(got) == tuple(reversed(expected)):
+        hint = " (transposed? a Keras kernel is (in, out), nn.Linear.weight and the tutorial's W (out, in))"
+    return f"{impl} weights: {name} has shape {tuple(got)}, expected {tuple(expected)}{hint}"
