@@ -20,7 +20,7 @@ from signs.weights import PARAMETER_SHAPES, atomic_write
 FORMAT_VERSION = 1
 ARCHITECTURE = "signs-mlp-12288-25-12-6"
 # Settings that must be the same to continue a run bit for bit.
-SETTINGS = ("impl", "optimizer_name", "dtype", "lr", "batch_size", "seed", "num_epochs")
+SETTINGS = ("impl", "optimizer_name", "dtype", "lr", "batch_size", "seed", "num_epochs", "epoch_cost")
 
 
 def save_checkpoint(path, *, epoch: int, parameters: dict, optimizer, costs, settings: dict) -> Path:

@@ -52,6 +52,10 @@ def build_parser() -> ArgumentParser:
                         help="tf-adam: TF1's Adam formula (default, matches the original); "
                         "keras-adam: Keras 3's (beta**t by pow); "
                         "adam: torch.optim.Adam (epsilon placed differently)")
+    parser.add_argument("--epoch-cost", choices=("original", "mean"), default="original",
+                        help="original: the tutorial's quirk, sum of batch costs / int(m / batch size) "
+                        "(33 for 1080 / 32, though 34 batches run); mean: / batches run "
+                        "(--impl idiomatic only)")
     add_data_arguments(parser)
     parser.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu",
                         help="where to train (default: cpu; auto: cuda when available)")
@@ -93,9 +97,13 @@ def main(argv=None) -> int:
         raise InputError(f"--out {out}: exists and is not a directory")
     if (args.checkpoint_every or args.resume == "") and out is None:
         raise InputError("--checkpoint-every and --resume without a path need --out DIR")
+    if args.epoch_cost != "original" and args.impl != "idiomatic":
+        raise InputError("--epoch-cost mean needs --impl idiomatic; the line-by-line port keeps the "
+                         "original's computation")
     image = load_image(args.predict) if args.predict else None  # fail before training, not after
 
     settings = {"impl": args.impl, "optimizer_name": args.optimizer, "dtype": args.dtype,
+                "epoch_cost": args.epoch_cost,
                 "lr": args.lr, "batch_size": args.batch_size, "seed": args.seed,
                 "num_epochs": args.epochs}
     resume = None
@@ -135,7 +143,11 @@ def main(argv=None) -> int:
 
     previous = signal.signal(signal.SIGINT, on_sigint)
     started = time.perf_counter()
-    train = line_by_line.model if args.impl == "line-by-line" else nn_model.train
+    if args.impl == "line-by-line":
+        train = line_by_line.model
+    else:
+        def train(*arrays, **kwargs):
+            return nn_model.train(*arrays, epoch_cost=args.epoch_cost, **kwargs)
     try:
         if args.epochs == 0 and resume is None:
             parameters, costs = (initial if initial is not None else
