@@ -101,10 +101,10 @@ def resolve_data(data: str = "auto", data_dir: str | os.PathLike | None = None,
     if len(present) == 2:
         if all(is_genuine(p) for p in present):
             return DataSource(directory, "signs")
-        odd = ", ".join(str(p) for p in present if not is_genuine(p))
-        return DataSource(directory, "other",
-                          f"note: {odd} is not the genuine SIGNS file (sha256 differs); "
-                          "loading it anyway")
+        odd = [str(p) for p in present if not is_genuine(p)]
+        what = f"{odd[0]} is not the genuine SIGNS file" if len(odd) == 1 else \
+            f"{' and '.join(odd)} are not the genuine SIGNS files"
+        return DataSource(directory, "other", f"note: {what} (sha256 differs); loading anyway")
     if data == "signs":
         missing = [name for name in (TRAIN_FILE, TEST_FILE) if not (directory / name).exists()]
         raise DataError(f"{directory}: missing {' and '.join(missing)}; {HOW_TO_USE_REAL_DATA}, "

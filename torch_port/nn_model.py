@@ -61,7 +61,7 @@ class SignsNet(nn.Module):
     def tutorial_parameters(self) -> dict[str, np.ndarray]:
         """The layers' weights in the tutorial's layout, as NumPy (biases back to (n, 1))."""
         state = self.state_dict()
-        return {name: state[key].detach().cpu().numpy().reshape(-1, 1) if name.startswith("b")
+        return {name: state[key].detach().cpu().numpy().reshape(-1, 1).copy() if name.startswith("b")
                 else state[key].detach().cpu().numpy().copy()
                 for name, key in TUTORIAL_TO_MODULE.items()}
 
