@@ -80,7 +80,8 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
 def add_training_arguments(parser: argparse.ArgumentParser, default_epochs: int = 1500) -> None:
     """The hyper-parameter options both training CLIs share (defaults are the tutorial's)."""
     parser.add_argument("--epochs", type=non_negative_int, default=default_epochs,
-                        help=f"number of epochs (default: {default_epochs}, as the original)")
+                        help=f"number of epochs (default: {default_epochs}"
+                        + (", as the original)" if default_epochs == 1500 else ")"))
     parser.add_argument("--lr", type=positive_float, default=0.0001,
                         help="Adam learning rate (default: 0.0001)")
     parser.add_argument("--batch-size", type=positive_int, default=32,

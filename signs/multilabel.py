@@ -8,9 +8,12 @@ shape in :data:`SHAPES` order, so a set of ``m`` images has labels ``(3, m)`` in
 softmax), the labels are not mutually exclusive: the net needs one sigmoid per label and
 binary cross-entropy summed over labels (see ``docs/theory/multi_label.md``).
 
-Drawing: a background with a colour gradient, each present shape in its own quadrant (so no
-shape hides another) at a random size, offset and colour, then pixel noise. Deterministic:
-the same ``seed`` gives identical arrays; a few hundred images take well under a second.
+Drawing: a dark background with a gentle colour gradient, each present shape in its own
+randomly chosen quadrant (so no shape hides another) at a random size, offset, tilt and bright
+colour, then pixel noise. Easy enough for the tutorial's small fully-connected net to learn
+something in a few dozen epochs (it has no convolutions: it must learn each shape in each
+quadrant separately). Deterministic: the same ``seed`` gives identical arrays; a few hundred
+images take well under a second.
 
 Also here, because both sides need the same numbers and must not re-draw them:
 :func:`initial_parameters_for_outputs`, the tutorial's Glorot seed-1 weights with the output
@@ -51,21 +54,16 @@ def _shape_mask(shape: str, cx: float, cy: float, size: float, angle: float) -> 
 
 def render(present: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """One ``(64, 64, 3)`` uint8 image holding the shapes whose entry in ``present`` (3,) is 1."""
-    base = rng.uniform(30, 225, size=3)
-    slope = rng.normal(0, 0.6, size=(2, 3))
+    base = rng.uniform(10, 90, size=3)  # a dark background with a gentle colour gradient
+    slope = rng.normal(0, 0.3, size=(2, 3))
     image = base + _GRID_X[..., None] * slope[0] + _GRID_Y[..., None] * slope[1]
     cells = rng.permutation(len(_CELLS))
     for k, shape in enumerate(SHAPES):
         if not present[k]:
             continue
-        cx, cy = _CELLS[cells[k]] + rng.uniform(-4, 4, size=2)
-        size = rng.uniform(7, 11)
-        mask = _shape_mask(shape, cx, cy, size, rng.uniform(-0.4, 0.4))
-        colour = rng.uniform(0, 255, size=3)
-        # keep the shape visible: push its colour away from the background's
-        while np.abs(colour - image[mask].mean(axis=0)).sum() < 120:
-            colour = rng.uniform(0, 255, size=3)
-        image[mask] = colour
+        cx, cy = _CELLS[cells[k]] + rng.uniform(-3, 3, size=2)
+        mask = _shape_mask(shape, cx, cy, rng.uniform(9, 12), rng.uniform(-0.3, 0.3))
+        image[mask] = rng.uniform(150, 255, size=3)  # a bright colour
     image += rng.normal(0, rng.uniform(3, 10), size=image.shape)
     return np.clip(np.rint(image), 0, 255).astype(np.uint8)
 

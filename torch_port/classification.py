@@ -40,7 +40,7 @@ from torch_port.model import forward_propagation
 from torch_port.optim import TFAdam
 
 PARAMETER_NAMES = ("W1", "b1", "W2", "b2", "W3", "b3")
-DEFAULT_EPOCHS = 40
+DEFAULT_EPOCHS = 30
 
 
 def _tensor(a) -> torch.Tensor:
@@ -214,9 +214,9 @@ def one_vs_all(X_train, Y_train, learning_rate=0.0001, num_epochs=DEFAULT_EPOCHS
     classifiers, costs = [], []
     for c in range(Y_train.shape[0]):
         record_hook = None if hook is None else (lambda record, c=c: hook({"classifier": c, **record}))
-        parameters, cost = model_sigmoid(X_train, Y_train[c:c + 1], initial_parameters_for_outputs([c], dtype),
-                                         learning_rate, num_epochs, minibatch_size,
-                                         dtype=dtype, seed=seed, hook=record_hook)
+        initial = initial_parameters_for_outputs([c], dtype)
+        parameters, cost = model_sigmoid(X_train, Y_train[c:c + 1], initial, learning_rate, num_epochs,
+                                         minibatch_size, dtype=dtype, seed=seed, hook=record_hook)
         classifiers.append(parameters)
         costs.append(cost)
     return classifiers, costs
@@ -253,6 +253,7 @@ def _torch_dtype(dtype) -> torch.dtype:
 
 
 def main(argv=None) -> int:
+    """The command line: parse ``argv``, train, print the accuracy table; returns the exit status."""
     parser = argparse.ArgumentParser(
         prog="python -m torch_port.classification",
         description="Train, in PyTorch, the tutorial's softmax net and six one-vs-all sigmoid nets on "
@@ -267,7 +268,11 @@ def main(argv=None) -> int:
 
 
 def run_all(args, framework: str) -> list[list]:
-    """Train the three models as ``args`` says; return the table rows (accuracies in [0, 1])."""
+    """Train the three models as ``args`` says; return the table rows (accuracies in [0, 1]).
+
+    SIGNS: images flattened to ``(12288, m)``, one-hot labels ``(6, m)``. Shapes: 400 train and
+    200 test pictures of :mod:`signs.multilabel`, flattened the same way, labels ``(3, m)``.
+    """
     train_x, train_y, test_x, test_y, _ = load_dataset(args.data_dir, args.data)
     X_train, X_test = flatten(train_x, args.dtype), flatten(test_x, args.dtype)
     Y_train = convert_to_one_hot(train_y, 6).astype(args.dtype)
