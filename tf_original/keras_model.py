@@ -9,8 +9,8 @@ mini-batches in the same order, and Adam with TF1's hyper-parameters. TF1 keeps 
 epsilon as float32 constants; Keras keeps Python floats. Passing the float32-rounded values
 (``float(np.float32(0.9))`` ...) makes Keras compute with exactly TF1's constants. One
 difference remains: Keras computes ``beta ** t`` with ``pow`` in the variable's dtype, TF1
-multiplies float32 accumulators; in float64 that is a ~1e-7 relative change in the step size
-(see docs/pitfalls.md).
+multiplies float32 accumulators; in float64 that changes the step size by up to ~7e-6
+relative in the first steps, falling below 1e-6 after ~120 steps (see docs/pitfalls.md).
 """
 
 from __future__ import annotations

@@ -38,9 +38,9 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     initial = load_parameters(args.weights) if args.weights else None
     source = resolve_data(args.data, args.data_dir)
-    if source.notice:
-        print(source.notice, file=sys.stderr)
     train_x, train_y, test_x, test_y, _ = load_from(source.directory)
+    if source.notice:  # after loading: a bad file gives one error line, not a note and an error
+        print(source.notice, file=sys.stderr)
     X_train, X_test = flatten(train_x), flatten(test_x)
     Y_train, Y_test = convert_to_one_hot(train_y, 6), convert_to_one_hot(test_y, 6)
 

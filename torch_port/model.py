@@ -169,15 +169,15 @@ def model(X_train, Y_train, X_test, Y_test, learning_rate=0.0001,
     with torch.no_grad():
         Z3 = forward_propagation(torch_X_train, parameters)
         correct_prediction = torch.eq(torch.argmax(Z3, dim=0), torch.argmax(torch_Y_train, dim=0))
-        train_accuracy = torch.mean(correct_prediction.to(torch.float32)).item()
+        train_accuracy = torch.mean(correct_prediction.to(torch.float32)).cpu().numpy()
         X, Y = (torch.as_tensor(a, dtype=dtype, device=device) for a in (X_test, Y_test))
         Z3 = forward_propagation(X, parameters)
         correct_prediction = torch.eq(torch.argmax(Z3, dim=0), torch.argmax(Y, dim=0))
-        test_accuracy = torch.mean(correct_prediction.to(torch.float32)).item()
+        test_accuracy = torch.mean(correct_prediction.to(torch.float32)).cpu().numpy()
     parameters = _numpy(parameters)
     if print_cost:
         tqdm.write("Parameters have been trained!")
-        tqdm.write(f"Train Accuracy: {train_accuracy}")
+        tqdm.write(f"Train Accuracy: {train_accuracy}")  # a float32 value, printed as TF's is
         tqdm.write(f"Test Accuracy: {test_accuracy}")
 
     return parameters, costs

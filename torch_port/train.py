@@ -117,9 +117,9 @@ def main(argv=None) -> int:
     weights_source = args.weights or "Glorot-uniform seed 1 (TF's draw, stored copy)"
 
     source = resolve_data(args.data, args.data_dir)
-    if source.notice:
-        print(source.notice, file=sys.stderr)
     train_x, train_y, test_x, test_y, _ = load_from(source.directory)
+    if source.notice:  # after loading: a bad file gives one error line, not a note and an error
+        print(source.notice, file=sys.stderr)
     X_train, X_test = flatten(train_x), flatten(test_x)
     Y_train, Y_test = convert_to_one_hot(train_y, 6), convert_to_one_hot(test_y, 6)
 
