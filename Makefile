@@ -14,7 +14,7 @@ help:
 	@echo "make test-all   the test suite including the slow 1500-epoch trajectories"
 	@echo "make lint       ruff"
 	@echo "make bench      benchmark all four implementations side by side"
-	@echo "make docs       regenerate the generated docs pages (side-by-side view, plots)"
+	@echo "make docs       regenerate the generated docs pages (side-by-side view, drift plot)"
 	@echo "make golden     regenerate the golden TensorFlow traces in parity/golden/"
 
 $(BIN)/python:
@@ -44,6 +44,7 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks $(ARGS)
 
 docs: side-by-side
+	$(BIN)/python -m parity report --steps 34 --dtype float32 --mode free-running --plot docs/img/drift.png
 
 side-by-side: $(STAMP)
 	$(BIN)/python -m docs.tools.side_by_side

@@ -71,10 +71,40 @@ def to_json(pair, config: RunConfig, mode: str, data_kind: str, result: Comparis
 
 
 def table(result: Comparison) -> str:
+    return comparison_table(result, QUANTITIES)
+
+
+def comparison_table(result: Comparison, quantities=None) -> str:
+    """The table of any :class:`Comparison`: by default the quantities it has tolerances for
+    (a plain-SGD comparison has no ``m``, ``v``), in the order of ``QUANTITIES``."""
+    if quantities is None:
+        quantities = [q for q in QUANTITIES if q in result.tolerances]
     rows = [[q, f"{result.worst_abs[q]:.3e}", f"{result.worst_rel[q]:.3e}", result.worst_step[q],
              f"{result.tolerances[q]:.0e}", "ok" if q not in result.failing else "FAIL"]
-            for q in QUANTITIES]
+            for q in quantities]
     return tabulate(rows, headers=["quantity", "max abs diff", "max rel diff", "at step", "tolerance", "ok"])
+
+
+def comparison_json(result: Comparison, **meta) -> dict:
+    """The JSON figures of any :class:`Comparison` (the fields of :func:`to_json` that do not
+    depend on the tutorial's run), with ``meta`` (e.g. ``dtype``, ``mode``, ``pair``) added."""
+    def clean(x):
+        return x if math.isfinite(x) else str(x)
+    quantities = [q for q in QUANTITIES if q in result.tolerances]
+    return {
+        "format_version": REPORT_FORMAT_VERSION,
+        "passed": result.passed,
+        **meta,
+        "steps_run": len(result.steps),
+        "batches_match": result.batches_match,
+        "tolerances": {q: result.tolerances[q] for q in quantities},
+        "worst": {q: {"max_abs_diff": clean(result.worst_abs[q]), "max_rel_diff": clean(result.worst_rel[q]),
+                      "step": result.worst_step[q]} for q in quantities},
+        "failing": result.failing,
+        "steps": [{"step": s.step, "cost_a": s.cost_a, "cost_b": s.cost_b,
+                   "max_abs_diff": {q: clean(v) for q, v in s.abs.items()},
+                   "max_rel_diff": {q: clean(v) for q, v in s.rel.items()}} for s in result.steps],
+    }
 
 
 def plot(result: Comparison, title: str, path) -> Path:
@@ -93,10 +123,11 @@ def plot(result: Comparison, title: str, path) -> Path:
             continue
         steps, values = zip(*points)
         color = f"C{index}"
-        axes.plot(steps, [max(v, 1e-18) for v in values], marker=".", color=color, label=q)
+        # A log axis cannot show 0: steps where both sides agree exactly are left as gaps.
+        axes.plot(steps, [v if v > 0 else float("nan") for v in values], marker=".", color=color, label=q)
         axes.axhline(result.tolerances[q], color=color, linestyle="--", linewidth=0.7)
     axes.set_yscale("log")
-    axes.set_xlabel("training step")
+    axes.set_xlabel("training step (gaps: bit-identical; dashed: tolerances)")
     axes.set_ylabel("max |a - b| / max |a|  (normwise)")
     axes.set_title(title)
     axes.legend(fontsize=8, ncol=3)
@@ -127,7 +158,7 @@ def build_parser() -> ArgumentParser:
                         "keras-adam against keras); 'adam' is torch.optim.Adam, to see the mismatch")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="device for torch")
     add_data_arguments(parser)
-    parser.set_defaults(data="synthetic")
+    parser.set_defaults(data=None)  # synthetic, unless --data-dir names a directory (then: auto)
     parser.add_argument("--json", default=None, metavar="PATH", help="write the figures as JSON here")
     parser.add_argument("--plot", default=None, metavar="PATH", help="plot per-step differences (PNG)")
     return parser
@@ -141,6 +172,11 @@ def main(argv=None) -> int:
 
         if not torch.cuda.is_available():
             raise InputError("--device cuda: no CUDA device is available to torch; use --device cpu")
+    # Load the data first, before TensorFlow (whose start-up logs would add lines to stderr), and
+    # print its notes only once it loaded: a bad file gets exactly one error line.
+    notes = []
+    data_kind = args.data or ("auto" if args.data_dir is not None else "synthetic")
+    data = Data.load(data_kind, args.data_dir, notify=notes.append)
     if any(p in ("tf1", "keras") for p in pair):
         try:
             import tensorflow  # noqa: F401
@@ -151,7 +187,8 @@ def main(argv=None) -> int:
     optimizer = args.torch_optimizer or default_torch_optimizer(pair)
     config = RunConfig(steps=args.steps, dtype=args.dtype, lr=args.lr, batch_size=args.batch_size,
                        seed=args.seed, torch_optimizer=optimizer, device=args.device)
-    data = Data.load(args.data, args.data_dir, notify=lambda line: print(line, file=sys.stderr))
+    for line in notes:
+        print(line, file=sys.stderr)
     print(f"comparing {pair[0]} (reference) with {pair[1]}: {args.steps} steps, {args.dtype}, {args.mode}, "
           f"torch optimizer {optimizer}, lr {args.lr}, batch {args.batch_size}, seed {args.seed}, "
           f"data {data.kind}", file=sys.stderr)
