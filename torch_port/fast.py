@@ -3,11 +3,13 @@
 :func:`train` has the signature and hook protocol of :func:`torch_port.nn_model.train` (which
 calls it for ``fast=True``) and returns the same bits: it runs the *same ATen kernels on the
 same operand layouts* as ``nn.Linear`` + ``F.cross_entropy`` + ``loss.backward()`` +
-``TFAdam.step``, only without what surrounds them. Where the time went before (torch.profiler
-and cProfile, float32, one 34-step epoch; see ``benchmarks/README.md``): the optimizer's
-twelve ``_foreach`` passes over ``W1`` (25 x 12288), each allocating a new 1.2 MB tensor, about
-half of the step; the GEMMs about a third; the ``DataLoader`` gather ``x[index]`` with a fresh
-index tensor and output per batch; the autograd graph and the Python around each op.
+``TFAdam.step``, only without what surrounds them.
+
+Where the readable loop's time went (cProfile and torch.profiler, float32, 5 epochs on the
+2-core machine of ``benchmarks/README.md``): ``TFAdam.step`` 53 % (twelve ``_foreach`` passes
+over ``W1`` (25 x 12288), nine of them allocating a fresh 1.2 MB tensor per parameter); the
+forward ``addmm`` 12 %; ``backward()`` 11 %; the ``DataLoader`` gather ``x[index]`` 9 %; the
+rest cross-entropy, autograd and Python bookkeeping.
 
 What this loop does instead:
 
@@ -116,9 +118,11 @@ class FastStep:
 
     ``net`` has ``fc1``, ``fc2``, ``fc3`` (any widths); ``x_all`` (m, n_x) and integer labels
     ``y_all`` (m,) on the parameters' device and dtype. Buffers for ``batch_size`` rows are
-    allocated once. :meth:`run` takes a batch's row indices (1-D int64, at most ``batch_size``)
-    and a 0-dim tensor to write the batch cost into. Afterwards :attr:`logits` (b, n_y) holds
-    the batch's logits and the parameters' ``.grad`` the gradients the update used.
+    allocated once. :meth:`run` takes a batch's row indices (1-D int64, at most ``batch_size``),
+    a 0-dim tensor to write the batch cost into and, optionally, the batch's labels already
+    gathered (a contiguous (b,) int64 tensor; else they are gathered from ``y_all``).
+    Afterwards :attr:`logits` (b, n_y) holds the batch's logits and the parameters' ``.grad``
+    the gradients the update used.
     """
 
     def __init__(self, net: nn.Module, optimizer: TFAdam, x_all: torch.Tensor, y_all: torch.Tensor,
@@ -154,12 +158,13 @@ class FastStep:
             self._cache[n] = tuple(rows)
         return self._cache[n]
 
-    def run(self, index: torch.Tensor, cost: torch.Tensor) -> None:
-        x, y, z1, z2, z3, dz1, dz2, dz3, da1, da2, log_probs, d_log_probs = self._views(index.shape[0])
+    def run(self, index: torch.Tensor, cost: torch.Tensor, y: torch.Tensor | None = None) -> None:
+        x, y_buffer, z1, z2, z3, dz1, dz2, dz3, da1, da2, log_probs, d_log_probs = self._views(index.shape[0])
         (W1, W2, W3), (b1, b2, b3) = self.weights, self.biases
         (dW1, dW2, dW3), (db1, db2, db3) = self.weight_grads, self.bias_grads
         torch.index_select(self.x_all, 0, index, out=x)
-        torch.index_select(self.y_all, 0, index, out=y)
+        if y is None:
+            y = torch.index_select(self.y_all, 0, index, out=y_buffer)
         # forward: F.linear on 2-D input is addmm(bias, input, weight.t()); ReLU in place
         a1 = torch.relu_(torch.addmm(b1, x, W1.t(), out=z1))
         a2 = torch.relu_(torch.addmm(b2, a1, W2.t(), out=z2))
@@ -222,18 +227,20 @@ def train(X_train, Y_train, X_test, Y_test, learning_rate=0.0001, num_epochs=150
     fast = FastStep(net, adam, train_set.x, train_set.y, minibatch_size)
     named = dict(net.named_parameters())
     batch_costs = torch.empty(len(sampler), dtype=dtype, device=device)
+    cost_slots = batch_costs.unbind(0)  # 0-dim views, made once
+    labels = torch.empty_like(train_set.y)  # the epoch's labels in batch order
 
     bar = tqdm(range(start_epoch, num_epochs), disable=not progress, unit="epoch",
                initial=start_epoch, total=num_epochs, dynamic_ncols=True)
     for epoch in bar:
         sampler.set_epoch(epoch)
         batches = list(sampler)
+        sizes = [len(batch) for batch in batches]
         order = torch.from_numpy(np.concatenate(batches)).to(device)
-        start = 0
-        for k, batch in enumerate(batches):
-            cost = batch_costs[k]
-            fast.run(order[start:start + len(batch)], cost)
-            start += len(batch)
+        torch.index_select(train_set.y, 0, order, out=labels)
+        for k, (index, y) in enumerate(zip(order.split(sizes), labels.split(sizes))):
+            cost = cost_slots[k]
+            fast.run(index, cost, y)
             if hook is not None:
                 step += 1
                 forced = hook(nn_model._record(epoch, step, sampler, k, fast.logits, cost, named, adam))

@@ -141,8 +141,8 @@ def train(X_train, Y_train, X_test, Y_test, learning_rate=0.0001, num_epochs=150
 
     ``fast=True`` runs :func:`torch_port.fast.train` instead: the same kernels on the same
     layouts, hence the same bits, without the ``DataLoader``, the autograd graph and the
-    allocations (several times faster on CPU; ``tf-adam``/``keras-adam`` only). This
-    function's loop below stays the readable reference.
+    allocations (1.6x to 2x faster per epoch on a 2-core CPU, see ``benchmarks/README.md``;
+    ``tf-adam``/``keras-adam`` only). This function's loop below stays the readable reference.
     """
     if fast:
         from torch_port.fast import train as fast_train  # fast imports this module
