@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from parity.trace import Data, RunConfig, Trace, run
+from signs.data import load_tutorial_arrays
 
 
 def requires_tf(pair) -> None:
@@ -16,7 +17,7 @@ def requires_tf(pair) -> None:
 
 @pytest.fixture(scope="session")
 def data() -> Data:
-    return Data.load("synthetic")
+    return load_tutorial_arrays("synthetic", notify=None)
 
 
 class TraceCache:

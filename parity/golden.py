@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from parity.trace import STATE, Data, RunConfig, Trace, run
+from signs.data import load_tutorial_arrays
 from signs.weights import PARAMETER_SHAPES, atomic_write
 
 GOLDEN_DIR = Path(__file__).with_name("golden")
@@ -116,10 +117,10 @@ def load(path, data: Data, config: RunConfig | None = None) -> Trace:
 
 def generate(dtype: str, data: Data | None = None) -> Trace:
     """A fresh golden trace from live TF1 (sampled), on the synthetic data."""
-    data = data or Data.load("synthetic")
+    data = data or load_tutorial_arrays("synthetic", notify=None)
     return sampled(run("tf1", data, golden_config(dtype)))
 
 
 def write_all(dtypes=("float32", "float64")) -> list[Path]:
-    data = Data.load("synthetic")
+    data = load_tutorial_arrays("synthetic", notify=None)
     return [save(generate(dtype, data), path_for(dtype), data) for dtype in dtypes]

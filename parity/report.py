@@ -24,6 +24,7 @@ from signs.cli import (
     positive_float,
     positive_int,
 )
+from signs.data import load_tutorial_arrays
 from signs.errors import InputError
 from signs.weights import atomic_write
 
@@ -176,7 +177,7 @@ def main(argv=None) -> int:
     # print its notes only once it loaded: a bad file gets exactly one error line.
     notes = []
     data_kind = args.data or ("auto" if args.data_dir is not None else "synthetic")
-    data = Data.load(data_kind, args.data_dir, notify=notes.append)
+    data = load_tutorial_arrays(data_kind, args.data_dir, notify=notes.append)
     if any(p in ("tf1", "keras") for p in pair):
         try:
             import tensorflow  # noqa: F401

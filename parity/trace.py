@@ -13,33 +13,16 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from parity.transfer import IMPLEMENTATIONS, output_to_canonical, to_canonical, to_native
-from signs import convert_to_one_hot, flatten
+from signs.data import TutorialArrays
 from signs.errors import InputError
 from signs.weights import load_initial_parameters
 
 STATE = ("grads", "params", "m", "v")
 
 
-@dataclass
-class Data:
-    """The tutorial's arrays: ``X`` (12288, m) float64 in [0, 1], one-hot ``Y`` (6, m)."""
-
-    X_train: np.ndarray
-    Y_train: np.ndarray
-    X_test: np.ndarray
-    Y_test: np.ndarray
-    kind: str = "synthetic"
-
-    @classmethod
-    def load(cls, data: str = "synthetic", data_dir=None, notify=None) -> Data:
-        from signs.data import load_from, resolve_data
-
-        source = resolve_data(data, data_dir)
-        if source.notice and notify:
-            notify(source.notice)
-        train_x, train_y, test_x, test_y, _ = load_from(source.directory)
-        return cls(flatten(train_x), convert_to_one_hot(train_y, 6), flatten(test_x),
-                   convert_to_one_hot(test_y, 6), source.kind)
+# What a trace trains on: the tutorial's arrays (X (12288, m), one-hot Y (6, m)), as loaded by
+# signs.data.load_tutorial_arrays.
+Data = TutorialArrays
 
 
 @dataclass

@@ -211,6 +211,43 @@ def load_from(directory: str | os.PathLike):
     return train_x, train_y.reshape(1, -1), test_x, test_y.reshape(1, -1), train_classes
 
 
+@dataclass
+class TutorialArrays:
+    """SIGNS in the tutorial's layout, ready to train on.
+
+    ``X_train`` (12288, m) and ``X_test`` float64 in [0, 1]; one-hot ``Y_train`` (6, m) and
+    ``Y_test``; ``train_labels`` and ``test_labels`` (m,) int64; ``source`` where it came from.
+    """
+
+    X_train: np.ndarray
+    Y_train: np.ndarray
+    X_test: np.ndarray
+    Y_test: np.ndarray
+    train_labels: np.ndarray
+    test_labels: np.ndarray
+    source: DataSource
+
+    @property
+    def kind(self) -> str:
+        return self.source.kind
+
+
+def load_tutorial_arrays(data: str = "auto", data_dir: str | os.PathLike | None = None,
+                         notify: Callable[[str], None] | None = _stderr) -> TutorialArrays:
+    """Resolve, load, flatten and one-hot SIGNS as every command line does.
+
+    The source's notice goes to ``notify`` only once the files have loaded, so a bad file
+    gives one error line, not a note and then an error.
+    """
+    source = resolve_data(data, data_dir)
+    train_x, train_y, test_x, test_y, _ = load_from(source.directory)
+    if source.notice and notify is not None:
+        notify(source.notice)
+    return TutorialArrays(flatten(train_x), convert_to_one_hot(train_y, NUM_CLASSES), flatten(test_x),
+                          convert_to_one_hot(test_y, NUM_CLASSES), train_y.reshape(-1),
+                          test_y.reshape(-1), source)
+
+
 def flatten(images: np.ndarray, dtype=np.float64) -> np.ndarray:
     """``(m, 64, 64, 3)`` uint8 -> ``(12288, m)`` in [0, 1]: ``X.reshape(m, -1).T / 255``.
 

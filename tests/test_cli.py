@@ -118,8 +118,8 @@ def _start_runs_first(request):
     """Start the background runs before this module's first test when any selected test needs
     them: the in-process tests (and, as conftest.py runs the tests that collect the results
     last, the rest of the suite) then run while the subprocesses work."""
-    if any("cli_runs" in item.fixturenames for item in request.session.items
-           if item.module is request.module):
+    if any("cli_runs" in getattr(item, "fixturenames", ()) for item in request.session.items
+           if getattr(item, "module", None) is request.module):  # doctest items have no module
         request.getfixturevalue("cli_runs")
 
 

@@ -26,14 +26,12 @@ the six one-vs-all nets and the multi-label net, and prints their accuracies.
 
 from __future__ import annotations
 
-import argparse
-
 import numpy as np
 import tensorflow as tf
 from tabulate import tabulate
 
 from signs import convert_to_one_hot, flatten, load_dataset, minibatch_indices
-from signs.cli import add_data_arguments, add_training_arguments, run_main
+from signs.cli import ArgumentParser, add_data_arguments, add_training_arguments, run_main
 from signs.errors import NonFiniteCost
 from signs.multilabel import SHAPES, initial_parameters_for_outputs, load_multilabel
 from tf_original import model as tutorial
@@ -268,7 +266,7 @@ def output_logits(X, parameters):
 
 def main(argv=None) -> int:
     """The command line: parse ``argv``, train, print the accuracy table; returns the exit status."""
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m tf_original.classification",
         description="Train, in TensorFlow (TF1 style), the tutorial's softmax net and six one-vs-all "
         "sigmoid nets on SIGNS, and a multi-label sigmoid net on the synthetic shapes set; print their "

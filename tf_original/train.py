@@ -12,9 +12,8 @@ import time
 
 import numpy as np
 
-from signs import convert_to_one_hot, flatten, resolve_data
 from signs.cli import ArgumentParser, add_data_arguments, add_training_arguments, run_main
-from signs.data import load_from
+from signs.data import load_tutorial_arrays
 from signs.plot import plot_costs
 from signs.weights import load_parameters, save_parameters
 
@@ -37,12 +36,8 @@ def build_parser() -> ArgumentParser:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     initial = load_parameters(args.weights) if args.weights else None
-    source = resolve_data(args.data, args.data_dir)
-    train_x, train_y, test_x, test_y, _ = load_from(source.directory)
-    if source.notice:  # after loading: a bad file gives one error line, not a note and an error
-        print(source.notice, file=sys.stderr)
-    X_train, X_test = flatten(train_x), flatten(test_x)
-    Y_train, Y_test = convert_to_one_hot(train_y, 6), convert_to_one_hot(test_y, 6)
+    arrays = load_tutorial_arrays(args.data, args.data_dir)
+    X_train, Y_train, X_test, Y_test = arrays.X_train, arrays.Y_train, arrays.X_test, arrays.Y_test
 
     from tf_original import keras_model, model  # TensorFlow loads only once the input is good
 
@@ -54,9 +49,9 @@ def main(argv=None) -> int:
                               initial_parameters=initial)
     seconds = time.perf_counter() - started
     accuracies = [float(np.mean(model.predict(X.astype(args.dtype), parameters) == y.reshape(-1)))
-                  for X, y in ((X_train, train_y), (X_test, test_y))]
+                  for X, y in ((X_train, arrays.train_labels), (X_test, arrays.test_labels))]
     print(f"train accuracy {accuracies[0]:.4f}  test accuracy {accuracies[1]:.4f}  "
-          f"({args.impl}, {args.epochs} epochs, {seconds:.1f} s, data: {source.kind})")
+          f"({args.impl}, {args.epochs} epochs, {seconds:.1f} s, data: {arrays.kind})")
     if args.plot:
         if costs:
             print(f"wrote {plot_costs(costs, args.lr, args.plot, label=f'TF {args.impl}')}")

@@ -39,7 +39,6 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from signs.errors import NonFiniteCost
 from signs.weights import load_initial_parameters
 from torch_port import nn_model
 from torch_port.model import _torch_dtype
@@ -250,16 +249,8 @@ def train(X_train, Y_train, X_test, Y_test, learning_rate=0.0001, num_epochs=150
                             p.copy_(torch.as_tensor(np.asarray(forced["params"][name])))
                     load_adam_slots(adam, named, forced["m"], forced["v"])
         value = _epoch_cost(batch_costs[:len(batches)], divisor)
-        if not np.isfinite(value):
-            bad = int(np.flatnonzero(~np.isfinite(batch_costs.cpu().numpy()))[0])
-            raise NonFiniteCost(epoch, bad + 1, batch_costs[bad].item())
-        bar.set_postfix(cost=f"{value:.6f}", refresh=False)
-        if print_cost and epoch % 100 == 0:
-            tqdm.write(f"Cost after epoch {epoch}: {value:f}")
-        if print_cost and epoch % 5 == 0:
-            costs.append(value)
-        if on_epoch_end is not None:
-            on_epoch_end(epoch, value, net.tutorial_parameters, adam, costs)
+        nn_model.end_epoch(epoch, value, batch_costs[:len(batches)], bar, print_cost, costs, on_epoch_end,
+                           net.tutorial_parameters, adam)
 
     accuracies = [nn_model.evaluate(net, nn_model.SignsDataset(X, Y, dtype, device)) for X, Y in
                   ((X_train, Y_train), (X_test, Y_test))]

@@ -191,17 +191,8 @@ def train(X_train, Y_train, X_test, Y_test, learning_rate=0.0001, num_epochs=150
                             p.copy_(torch.as_tensor(np.asarray(forced["params"][name])))
                     load_adam_slots(adam, named, forced["m"], forced["v"])
             running += loss.detach() / divisor
-        value = running.item()
-        if not np.isfinite(value):
-            bad = torch.stack(batch_costs).isfinite().logical_not().nonzero()[0, 0].item()
-            raise NonFiniteCost(epoch, bad + 1, batch_costs[bad].item())
-        bar.set_postfix(cost=f"{value:.6f}", refresh=False)
-        if print_cost and epoch % 100 == 0:
-            tqdm.write(f"Cost after epoch {epoch}: {value:f}")
-        if print_cost and epoch % 5 == 0:
-            costs.append(value)
-        if on_epoch_end is not None:
-            on_epoch_end(epoch, value, net.tutorial_parameters, adam, costs)
+        end_epoch(epoch, running.item(), batch_costs, bar, print_cost, costs, on_epoch_end,
+                  net.tutorial_parameters, adam)
 
     net.eval()
     accuracies = [evaluate(net, SignsDataset(X, Y, dtype, device)) for X, Y in
@@ -210,6 +201,22 @@ def train(X_train, Y_train, X_test, Y_test, learning_rate=0.0001, num_epochs=150
         tqdm.write(f"Train Accuracy: {accuracies[0]}")
         tqdm.write(f"Test Accuracy: {accuracies[1]}")
     return net.tutorial_parameters(), costs
+
+
+def end_epoch(epoch, value, batch_costs, bar, print_cost, costs, on_epoch_end, get_parameters, adam):
+    """After an epoch of either loop: stop on a NaN/inf cost (naming the step), show the cost,
+    record it every 5 epochs, call ``on_epoch_end``. ``batch_costs``: the epoch's step costs."""
+    if not np.isfinite(value):
+        steps = torch.stack(list(batch_costs)).cpu()
+        bad = int(steps.isfinite().logical_not().nonzero()[0, 0])
+        raise NonFiniteCost(epoch, bad + 1, steps[bad].item())
+    bar.set_postfix(cost=f"{value:.6f}", refresh=False)
+    if print_cost and epoch % 100 == 0:
+        tqdm.write(f"Cost after epoch {epoch}: {value:f}")
+    if print_cost and epoch % 5 == 0:
+        costs.append(value)
+    if on_epoch_end is not None:
+        on_epoch_end(epoch, value, get_parameters, adam, costs)
 
 
 @torch.no_grad()

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from signs import convert_to_one_hot, flatten, resolve_data
+from signs import flatten
 from signs.cli import (
     ArgumentParser,
     add_data_arguments,
@@ -26,7 +26,7 @@ from signs.cli import (
     positive_int,
     run_main,
 )
-from signs.data import load_from, load_image
+from signs.data import load_image, load_tutorial_arrays
 from signs.errors import InputError
 from signs.plot import plot_costs
 from signs.weights import atomic_write, load_parameters, save_parameters
@@ -120,12 +120,8 @@ def main(argv=None) -> int:
     initial = load_parameters(args.weights) if args.weights else None
     weights_source = args.weights or "Glorot-uniform seed 1 (TF's draw, stored copy)"
 
-    source = resolve_data(args.data, args.data_dir)
-    train_x, train_y, test_x, test_y, _ = load_from(source.directory)
-    if source.notice:  # after loading: a bad file gives one error line, not a note and an error
-        print(source.notice, file=sys.stderr)
-    X_train, X_test = flatten(train_x), flatten(test_x)
-    Y_train, Y_test = convert_to_one_hot(train_y, 6), convert_to_one_hot(test_y, 6)
+    arrays = load_tutorial_arrays(args.data, args.data_dir)
+    X_train, Y_train, X_test, Y_test = arrays.X_train, arrays.Y_train, arrays.X_test, arrays.Y_test
 
     interrupted = {"flag": False}
 
@@ -171,12 +167,12 @@ def main(argv=None) -> int:
     seconds = time.perf_counter() - started
 
     train_accuracy = float(np.mean(line_by_line.predict(X_train.astype(args.dtype), parameters)
-                                   == train_y.reshape(-1)))
+                                   == arrays.train_labels))
     test_accuracy = float(np.mean(line_by_line.predict(X_test.astype(args.dtype), parameters)
-                                  == test_y.reshape(-1)))
+                                  == arrays.test_labels))
     final_cost = costs[-1] if costs else None
     print(f"train accuracy {train_accuracy:.4f}  test accuracy {test_accuracy:.4f}  "
-          f"({args.impl}, {args.epochs} epochs, {seconds:.1f} s, data: {source.kind})")
+          f"({args.impl}, {args.epochs} epochs, {seconds:.1f} s, data: {arrays.kind})")
     if image is not None:
         column = flatten(image[None], np.dtype(args.dtype))
         label = int(line_by_line.predict(column, parameters)[0])
@@ -187,8 +183,8 @@ def main(argv=None) -> int:
         if costs:
             plot_costs(costs, args.lr, out / "costs.png", label=f"torch {args.impl}")
         metrics = {"format_version": METRICS_FORMAT_VERSION, "implementation": f"torch {args.impl}",
-                   **settings, "device": device, "data": source.kind,
-                   "data_dir": str(source.directory), "weights_start": weights_source,
+                   **settings, "device": device, "data": arrays.kind,
+                   "data_dir": str(arrays.source.directory), "weights_start": weights_source,
                    "costs_every_5_epochs": [float(c) for c in costs], "final_cost": final_cost,
                    "train_accuracy": train_accuracy, "test_accuracy": test_accuracy,
                    "seconds": seconds, "torch": torch.__version__, "python": platform.python_version()}
