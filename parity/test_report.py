@@ -23,12 +23,22 @@ def tf():
     return pytest.importorskip("tensorflow", reason="TensorFlow is not installed: the report needs it")
 
 
-def test_unseen_settings_pass_and_json_has_the_fields(tf, tmp_path):
+def in_process(capsys, *args):
+    """``python -m parity report ARGS`` in this process (the subprocess variant costs ~8 s of
+    imports): ``(exit status, stdout)``."""
+    from parity.report import main
+    from signs.cli import run_main
+
+    status = run_main(main, list(args))
+    return status, capsys.readouterr().out
+
+
+def test_unseen_settings_pass_and_json_has_the_fields(tf, tmp_path, capsys):
     out, plot = tmp_path / "r.json", tmp_path / "r.png"
-    done = report("--steps", "5", "--seed", "11", "--lr", "0.0007", "--batch-size", "50",
-                  "--dtype", "float32", "--json", str(out), "--plot", str(plot))
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "PASS" in done.stdout and "max rel diff" in done.stdout
+    status, stdout = in_process(capsys, "--steps", "5", "--seed", "11", "--lr", "0.0007", "--batch-size",
+                                "50", "--dtype", "float32", "--json", str(out), "--plot", str(plot))
+    assert status == 0, stdout
+    assert "PASS" in stdout and "max rel diff" in stdout
     result = json.loads(out.read_text())
     assert result["passed"] is True and result["dtype"] == "float32"
     assert result["mode"] == "teacher-forced"
@@ -40,12 +50,12 @@ def test_unseen_settings_pass_and_json_has_the_fields(tf, tmp_path):
     assert plot.stat().st_size > 1000
 
 
-def test_torch_optim_adam_is_reported_as_failing(tf, tmp_path):
+def test_torch_optim_adam_is_reported_as_failing(tf, tmp_path, capsys):
     out = tmp_path / "bad.json"
-    done = report("--steps", "3", "--torch-optimizer", "adam", "--json", str(out))
-    assert done.returncode == 1, done.stdout + done.stderr
-    assert "FAIL" in done.stdout
-    params_row = next(line for line in done.stdout.splitlines() if line.startswith("params"))
+    status, stdout = in_process(capsys, "--steps", "3", "--torch-optimizer", "adam", "--json", str(out))
+    assert status == 1, stdout
+    assert "FAIL" in stdout
+    params_row = next(line for line in stdout.splitlines() if line.startswith("params"))
     assert params_row.rstrip().endswith("FAIL")
     result = json.loads(out.read_text())
     assert result["passed"] is False and "params" in result["failing"]
