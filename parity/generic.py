@@ -45,21 +45,12 @@ from parity.compare import Comparison, StepDiff, difference
 from parity.layers import LayerMatch, keras_state, load_torch_state, match_layers
 from parity.tolerances import QUANTITIES, ZERO_TENSOR_FACTOR, generic_tolerances
 from signs.errors import InputError
+from signs.weights import f32
 from torch_port.optim import TFAdam
 
 MODES = ("teacher-forced", "free-running")
 INPUT_LAYOUTS = ("NHWC", "same")
 SLOTS = ("m", "v")
-
-
-def f32(value: float) -> float:
-    """A Python float holding the float32 rounding of ``value``.
-
-    Keras keeps the learning rate as a float32 variable, while ``beta_1``, ``beta_2``, epsilon
-    and momentum stay Python floats; ``TFAdam`` rounds all of them to float32, as TF1 did. In
-    float64, give Keras ``f32(0.9)`` etc. so both sides compute with the same constants.
-    """
-    return float(np.float32(value))
 
 
 def to_channels_first(x):

@@ -48,31 +48,15 @@ def run_pair(pair, data: Data, config: RunConfig, mode: str) -> tuple[Trace, Tra
 
 
 def to_json(pair, config: RunConfig, mode: str, data_kind: str, result: Comparison) -> dict:
-    def clean(x):
-        return x if math.isfinite(x) else str(x)
-    return {
-        "format_version": REPORT_FORMAT_VERSION,
-        "passed": result.passed,
-        "pair": list(pair),
-        "dtype": config.dtype,
-        "mode": mode,
-        "steps_run": len(result.steps),
-        "config": {"lr": config.lr, "batch_size": config.batch_size, "seed": config.seed,
-                   "torch_optimizer": config.torch_optimizer, "device": config.device,
-                   "data": data_kind},
-        "batches_match": result.batches_match,
-        "tolerances": result.tolerances,
-        "worst": {q: {"max_abs_diff": clean(result.worst_abs[q]), "max_rel_diff": clean(result.worst_rel[q]),
-                      "step": result.worst_step[q]} for q in QUANTITIES},
-        "failing": result.failing,
-        "steps": [{"step": s.step, "cost_a": s.cost_a, "cost_b": s.cost_b,
-                   "max_abs_diff": {q: clean(v) for q, v in s.abs.items()},
-                   "max_rel_diff": {q: clean(v) for q, v in s.rel.items()}} for s in result.steps],
-    }
+    """The report's JSON: :func:`comparison_json` with the run's settings."""
+    return comparison_json(result, pair=list(pair), dtype=config.dtype, mode=mode,
+                           config={"lr": config.lr, "batch_size": config.batch_size, "seed": config.seed,
+                                   "torch_optimizer": config.torch_optimizer, "device": config.device,
+                                   "data": data_kind})
 
 
 def table(result: Comparison) -> str:
-    return comparison_table(result, QUANTITIES)
+    return comparison_table(result)
 
 
 def comparison_table(result: Comparison, quantities=None) -> str:

@@ -24,6 +24,16 @@ PARAMETER_SHAPES = {"W1": (25, 12288), "b1": (25, 1), "W2": (12, 25), "b2": (12,
 INITIAL_DIR = Path(__file__).with_name("initial_weights")
 
 
+def f32(value: float) -> float:
+    """A Python float holding the float32 rounding of ``value``.
+
+    TF1 keeps learning rate, betas, epsilon (and momentum) as float32 constants; Keras keeps
+    the learning rate as a float32 variable but the others as Python floats. Passing
+    ``f32(0.9)`` etc. to Keras (and comparing in float64) makes both compute with TF1's values.
+    """
+    return float(np.float32(value))
+
+
 def initial_weights_path(dtype: str = "float32") -> Path:
     """Where the stored Glorot seed-1 draw for ``dtype`` lives."""
     return INITIAL_DIR / f"glorot_seed1_{np.dtype(dtype).name}.npz"

@@ -21,16 +21,11 @@ import tensorflow as tf
 
 from signs import minibatch_indices
 from signs.errors import NonFiniteCost
-from signs.weights import check_parameters, load_initial_parameters
+from signs.weights import check_parameters, f32, load_initial_parameters
 
 # tutorial name -> (layer name, weight index); W is (out, in) vs the kernel's (in, out).
 TUTORIAL_TO_LAYER = {"W1": ("fc1", 0), "b1": ("fc1", 1), "W2": ("fc2", 0), "b2": ("fc2", 1),
                      "W3": ("fc3", 0), "b3": ("fc3", 1)}
-
-
-def f32(value: float) -> float:
-    """A Python float holding the float32 rounding of ``value`` (what TF1 computes with)."""
-    return float(np.float32(value))
 
 
 def build_model(dtype="float32", n_x: int = 12288) -> keras.Sequential:
