@@ -26,14 +26,15 @@ the six one-vs-all nets and the multi-label net, and prints their accuracies.
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import tensorflow as tf
-from tabulate import tabulate
 
-from signs import convert_to_one_hot, flatten, load_dataset, minibatch_indices
-from signs.cli import ArgumentParser, add_data_arguments, add_training_arguments, run_main
+from signs import accuracy_table, minibatch_indices
+from signs.cli import run_main
 from signs.errors import NonFiniteCost
-from signs.multilabel import SHAPES, initial_parameters_for_outputs, load_multilabel
+from signs.multilabel import initial_parameters_for_outputs
 from tf_original import model as tutorial
 from tf_original.model import forward_propagation
 
@@ -265,60 +266,9 @@ def output_logits(X, parameters):
 
 
 def main(argv=None) -> int:
-    """The command line: parse ``argv``, train, print the accuracy table; returns the exit status."""
-    parser = ArgumentParser(
-        prog="python -m tf_original.classification",
-        description="Train, in TensorFlow (TF1 style), the tutorial's softmax net and six one-vs-all "
-        "sigmoid nets on SIGNS, and a multi-label sigmoid net on the synthetic shapes set; print their "
-        "accuracies.")
-    add_training_arguments(parser, default_epochs=DEFAULT_EPOCHS)
-    add_data_arguments(parser)
-    args = parser.parse_args(argv)
-    rows = run_all(args, "TensorFlow")
-    print(tabulate(rows, headers=("task", "model", "output / loss", "train acc.", "test acc."),
-                   floatfmt=".3f"))
-    return 0
-
-
-def run_all(args, framework: str) -> list[list]:
-    """Train the three models as ``args`` says; return the table rows (accuracies in [0, 1]).
-
-    SIGNS: images flattened to ``(12288, m)``, one-hot labels ``(6, m)``. Shapes: 400 train and
-    200 test pictures of :mod:`signs.multilabel`, flattened the same way, labels ``(3, m)``.
-    """
-    train_x, train_y, test_x, test_y, _ = load_dataset(args.data_dir, args.data)
-    X_train, X_test = flatten(train_x, args.dtype), flatten(test_x, args.dtype)
-    Y_train = convert_to_one_hot(train_y, 6).astype(args.dtype)
-    Y_test = convert_to_one_hot(test_y, 6).astype(args.dtype)
-    options = {"dtype": args.dtype, "seed": args.seed}
-    print(f"{framework}: {args.epochs} epochs, lr {args.lr}, mini-batches of {args.batch_size}, "
-          f"{args.dtype}, SIGNS train {X_train.shape[1]} / test {X_test.shape[1]} images")
-
-    parameters, _ = tutorial.model(X_train, Y_train, X_test, Y_test, args.lr, args.epochs, args.batch_size,
-                                   print_cost=False, **options)
-    softmax_accuracy = [np.mean(tutorial.predict(X, parameters) == y.reshape(-1))
-                        for X, y in ((X_train, train_y), (X_test, test_y))]
-
-    classifiers, _ = one_vs_all(X_train, Y_train, args.lr, args.epochs, args.batch_size, **options)
-    ova_accuracy = [np.mean(predict_one_vs_all(np.concatenate([output_logits(X, p) for p in classifiers]))
-                            == y.reshape(-1)) for X, y in ((X_train, train_y), (X_test, test_y))]
-
-    shapes_train_x, shapes_train_y, shapes_test_x, shapes_test_y, _ = load_multilabel()
-    S_train, S_test = flatten(shapes_train_x, args.dtype), flatten(shapes_test_x, args.dtype)
-    parameters, _ = multi_label(S_train, shapes_train_y.astype(args.dtype), args.lr, args.epochs,
-                                args.batch_size, **options)
-    predictions = [predict_multi_label(sigmoid(output_logits(S, parameters))) for S in (S_train, S_test)]
-    truths = (shapes_train_y, shapes_test_y)
-    exact = [np.mean(np.all(p == y, axis=0)) for p, y in zip(predictions, truths)]
-    per_label = [np.mean(p == y) for p, y in zip(predictions, truths)]
-
-    shapes = "/".join(SHAPES)
-    return [
-        ["SIGNS, 6 classes", "softmax net (the tutorial)", "6 softmax / cross-entropy", *softmax_accuracy],
-        ["SIGNS, 6 classes", "one-vs-all: 6 binary nets", "6 x 1 sigmoid / BCE", *ova_accuracy],
-        [f"shapes ({shapes})", "multi-label net: all labels right", "3 sigmoid / BCE summed", *exact],
-        [f"shapes ({shapes})", "multi-label net: per label", "3 sigmoid / BCE summed", *per_label],
-    ]
+    """The command line: train, print the accuracy table (see :mod:`signs.accuracy_table`)."""
+    return accuracy_table.main(sys.modules[__name__], tutorial, argv, "python -m tf_original.classification",
+                               "TensorFlow (TF1 style)")
 
 
 if __name__ == "__main__":
