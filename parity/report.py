@@ -21,6 +21,7 @@ from parity.transfer import IMPLEMENTATIONS
 from signs.cli import (
     ArgumentParser,
     add_data_arguments,
+    native_stderr_silenced,
     positive_float,
     positive_int,
 )
@@ -164,7 +165,8 @@ def main(argv=None) -> int:
     data = load_tutorial_arrays(data_kind, args.data_dir, notify=notes.append)
     if any(p in ("tf1", "keras") for p in pair):
         try:
-            import tensorflow  # noqa: F401
+            with native_stderr_silenced():
+                import tensorflow  # noqa: F401
         except ImportError:
             raise InputError(f"--pair {args.pair}: TensorFlow is not installed; install the 'tensorflow' "
                              "extra, or compare torch:torch-nn, or use the golden traces "

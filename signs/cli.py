@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 from collections.abc import Callable
 
@@ -20,6 +22,26 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def error(self, message: str):
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see --help)\n")
+
+
+@contextlib.contextmanager
+def native_stderr_silenced():
+    """Silence what native code writes to file descriptor 2 while the block runs.
+
+    For ``import tensorflow``: TF 2.21 prints C++ start-up lines (absl, oneDNN, CUDA probing)
+    that ``TF_CPP_MIN_LOG_LEVEL`` does not reach, which would put noise before a CLI's one-line
+    error. Python exceptions raised inside the block are unaffected (they are printed later).
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def run_main(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> int:

@@ -29,7 +29,11 @@ from __future__ import annotations
 import sys
 
 import numpy as np
-import tensorflow as tf
+
+from signs.cli import native_stderr_silenced
+
+with native_stderr_silenced():  # TF's C++ start-up lines would precede a CLI error line
+    import tensorflow as tf
 
 from signs import accuracy_table, minibatch_indices
 from signs.cli import run_main

@@ -12,7 +12,13 @@ import time
 
 import numpy as np
 
-from signs.cli import ArgumentParser, add_data_arguments, add_training_arguments, run_main
+from signs.cli import (
+    ArgumentParser,
+    add_data_arguments,
+    add_training_arguments,
+    native_stderr_silenced,
+    run_main,
+)
 from signs.data import load_tutorial_arrays
 from signs.plot import plot_costs
 from signs.weights import load_parameters, save_parameters
@@ -39,7 +45,8 @@ def main(argv=None) -> int:
     arrays = load_tutorial_arrays(args.data, args.data_dir)
     X_train, Y_train, X_test, Y_test = arrays.X_train, arrays.Y_train, arrays.X_test, arrays.Y_test
 
-    from tf_original import keras_model, model  # TensorFlow loads only once the input is good
+    with native_stderr_silenced():  # TensorFlow loads only once the input is good, quietly
+        from tf_original import keras_model, model
 
     started = time.perf_counter()
     train = model.model if args.impl == "tf1" else keras_model.train
