@@ -1,9 +1,7 @@
 """pytest setup for the executed docs: every ``>>>`` example in ``docs/*.md`` is a doctest.
 
-* TensorFlow's C++ logging is silenced before anything imports it.
-* The synthetic SIGNS-like set the pages train on is generated into a temporary
-  ``$SIGNS_CACHE_DIR`` unless one is set already (by the caller, ``.ci/run`` or
-  ``tests/conftest.py``), so running the docs never writes into the user's home directory.
+* The synthetic SIGNS-like set the pages train on goes to the session's temporary
+  ``$SIGNS_CACHE_DIR`` (see the root ``conftest.py``).
 * The pages that run TensorFlow code beside PyTorch (mapping, pitfalls, walkthrough) are
   skipped, with the reason, where TensorFlow is absent.
 * Each page runs with the global random states and NumPy print options saved and restored,
@@ -16,16 +14,11 @@
 from __future__ import annotations
 
 import importlib.util
-import os
 import random
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 collect_ignore = ["side_by_side.md"]
 
@@ -34,21 +27,6 @@ HAS_TENSORFLOW = importlib.util.find_spec("tensorflow") is not None
 # TensorFlow themselves).
 TENSORFLOW_PAGES = ("mapping.md", "pitfalls.md", "walkthrough.md")
 DOCS = Path(__file__).resolve().parent
-_TEMP_CACHE: str | None = None
-
-
-def pytest_configure(config):
-    global _TEMP_CACHE
-    if not os.environ.get("SIGNS_CACHE_DIR"):
-        _TEMP_CACHE = tempfile.mkdtemp(prefix="signs-cache-docs-")
-        os.environ["SIGNS_CACHE_DIR"] = _TEMP_CACHE
-
-
-def pytest_unconfigure(config):
-    if _TEMP_CACHE is not None:
-        shutil.rmtree(_TEMP_CACHE, ignore_errors=True)
-        if os.environ.get("SIGNS_CACHE_DIR") == _TEMP_CACHE:
-            del os.environ["SIGNS_CACHE_DIR"]
 
 
 def pytest_collection_modifyitems(config, items):

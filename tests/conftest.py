@@ -1,8 +1,7 @@
 """Shared fixtures for the test suite.
 
-* The synthetic SIGNS-like set is generated once per session into a temporary
-  ``$SIGNS_CACHE_DIR`` (unless the caller already set one, as ``.ci/run`` does), so tests never
-  write into the user's home directory; subprocesses inherit the variable.
+* The synthetic SIGNS-like set goes to the session's temporary ``$SIGNS_CACHE_DIR`` (see the
+  root ``conftest.py``); subprocesses inherit the variable.
 * ``genuine_test_file``: the genuine ``test_signs.h5`` from ``$SIGNS_DIR``, else
   ``../shared/datasets`` beside the repository; tests that need it skip when it is absent.
 * ``small_data_dir``: small SIGNS-layout files for fast CLI runs (see ``signs_testing``).
@@ -11,35 +10,16 @@
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import pytest
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
-from signs_testing import REPO_ROOT, make_data_dir  # noqa: E402
-
-_TEMP_CACHE: str | None = None
-
-
-def pytest_configure(config):
-    global _TEMP_CACHE
-    if not os.environ.get("SIGNS_CACHE_DIR"):
-        _TEMP_CACHE = tempfile.mkdtemp(prefix="signs-cache-")
-        os.environ["SIGNS_CACHE_DIR"] = _TEMP_CACHE
+from signs_testing import REPO_ROOT, make_data_dir
 
 
 def pytest_collection_modifyitems(session, config, items):
     """Tests that collect the results of test_cli.py's background subprocesses (fixture
     ``cli_runs``) go last, so those subprocesses overlap the rest of the suite."""
     items.sort(key=lambda item: "cli_runs" in getattr(item, "fixturenames", ()))
-
-
-def pytest_unconfigure(config):
-    if _TEMP_CACHE is not None:
-        shutil.rmtree(_TEMP_CACHE, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
