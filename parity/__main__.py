@@ -15,9 +15,13 @@ USAGE = """usage: python -m parity {report,golden} [options]
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in ("-h", "--help"):
+    if argv and argv[0] in ("-h", "--help"):
         print(USAGE, end="")
-        return 0 if argv else 2
+        return 0
+    if not argv:
+        print("python -m parity: error: missing command; expected report or golden (see --help)",
+              file=sys.stderr)
+        return 2
     command, rest = argv[0], argv[1:]
     if command == "report":
         from parity.report import main as report_main
