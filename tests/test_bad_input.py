@@ -342,6 +342,11 @@ def test_parity_rejects_unknown_command(capsys):
     assert "'reprot'" in assert_one_line_error(status, err, "python -m parity")
 
 
+def test_parity_without_a_command_is_one_line(capsys):
+    status, err = _run_inprocess("report", [], capsys)
+    assert "missing command" in assert_one_line_error(status, err, "python -m parity")
+
+
 # --------------------------------------------------------------------------- real subprocesses
 
 def test_real_subprocesses(bad_dirs, real_checkpoint, tmp_path):
