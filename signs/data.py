@@ -192,9 +192,10 @@ def load_dataset(data_dir: str | os.PathLike | None = None, data: str = "auto",
     or files that are not the genuine ones) goes to ``notify``.
     """
     source = resolve_data(data, data_dir, synthetic_seed)
-    if source.notice and notify is not None:
+    loaded = load_from(source.directory)
+    if source.notice and notify is not None:  # after loading: a bad file is one error line
         notify(source.notice)
-    return load_from(source.directory)
+    return loaded
 
 
 def load_from(directory: str | os.PathLike):

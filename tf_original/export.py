@@ -6,9 +6,8 @@
 
 from __future__ import annotations
 
-from signs.cli import ArgumentParser, run_main
+from signs.cli import ArgumentParser, native_stderr_silenced, run_main
 from signs.weights import initial_weights_path, save_parameters
-from tf_original.model import glorot_draw
 
 
 def main(argv=None) -> int:
@@ -20,6 +19,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if not (args.initial or args.out):
         parser.error("nothing to do: pass --initial or --out PATH")
+    with native_stderr_silenced():  # TensorFlow loads only once the arguments are good
+        from tf_original.model import glorot_draw
     if args.out:
         print(save_parameters(args.out, glorot_draw("float32")))
     if args.initial:
