@@ -39,7 +39,7 @@ from signs import convert_to_one_hot, flatten, resolve_data  # noqa: E402
 from signs.cli import ArgumentParser, add_data_arguments, positive_int, run_main  # noqa: E402
 from signs.data import load_from  # noqa: E402
 from signs.errors import InputError  # noqa: E402
-from signs.weights import atomic_write  # noqa: E402
+from signs.files import atomic_write  # noqa: E402
 
 
 def impl_list(text: str) -> list[str]:

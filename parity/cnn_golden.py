@@ -23,7 +23,7 @@ import numpy as np
 
 from parity.generic import compare_records, run_torch
 from signs import load_dataset, minibatch_indices
-from signs.weights import atomic_write
+from signs.files import atomic_write
 
 GOLDEN_DIR = Path(__file__).with_name("golden")
 FORMAT_VERSION = 1

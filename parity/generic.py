@@ -45,7 +45,7 @@ from parity.compare import Comparison, StepDiff, difference
 from parity.layers import LayerMatch, keras_state, load_torch_state, match_layers
 from parity.tolerances import QUANTITIES, ZERO_TENSOR_FACTOR, generic_tolerances
 from signs.errors import InputError
-from signs.weights import f32
+from signs.precision import f32
 from torch_port.optim import TFAdam
 
 MODES = ("teacher-forced", "free-running")

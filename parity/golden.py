@@ -21,7 +21,8 @@ import numpy as np
 
 from parity.trace import STATE, Data, RunConfig, Trace, run
 from signs.data import load_tutorial_arrays
-from signs.weights import PARAMETER_SHAPES, atomic_write
+from signs.files import atomic_write
+from signs.weights import PARAMETER_SHAPES
 
 GOLDEN_DIR = Path(__file__).with_name("golden")
 FORMAT_VERSION = 1

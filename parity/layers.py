@@ -43,7 +43,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from parity.transfer import TransferError
+from parity.errors import TransferError
 
 KINDS = ("dense", "conv2d", "batchnorm", "embedding", "layernorm")
 # (Keras weight name, torch tensor name) per kind; BatchNorm's moving statistics are buffers.

@@ -27,7 +27,7 @@ from signs.cli import (
 )
 from signs.data import load_tutorial_arrays
 from signs.errors import InputError
-from signs.weights import atomic_write
+from signs.files import atomic_write
 
 REPORT_FORMAT_VERSION = 1
 MODES = ("teacher-forced", "free-running")

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from parity import cnn_golden
+from parity.errors import TransferError
 from parity.tolerances import CNN, CNN_CUDA, QUANTITIES
-from parity.transfer import TransferError
 
 pytestmark = pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel:UserWarning")
 

@@ -19,6 +19,7 @@ import keras  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
+from parity.errors import TransferError  # noqa: E402
 from parity.generic import (  # noqa: E402
     f32,
     step_parity,
@@ -27,7 +28,6 @@ from parity.generic import (  # noqa: E402
     torch_optimizer_like,
 )
 from parity.layers import keras_to_torch, match_layers, torch_to_keras  # noqa: E402
-from parity.transfer import TransferError  # noqa: E402
 from signs.errors import InputError  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel:UserWarning")

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from signs.errors import InputError
+from parity.errors import TransferError
 from signs.weights import PARAMETER_SHAPES
 
 CANONICAL = tuple(PARAMETER_SHAPES)
@@ -28,10 +28,6 @@ NATIVE_NAMES = {
     "keras": {name: f"{LAYER[name]}/{'kernel' if name[0] == 'W' else 'bias'}" for name in CANONICAL},
 }
 IMPLEMENTATIONS = tuple(NATIVE_NAMES)
-
-
-class TransferError(InputError):
-    """Weights that do not fit the target implementation (names or shapes)."""
 
 
 def native_shape(impl: str, name: str) -> tuple[int, ...]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from signs.weights import atomic_write
+from signs.files import atomic_write
 
 
 def plot_costs(costs, learning_rate: float, path, label: str | None = None) -> Path:

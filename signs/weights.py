@@ -12,26 +12,16 @@ The port cannot re-draw TF's weights (the random generators differ), so the draw
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from signs.errors import InputError
+from signs.files import atomic_write
 
 PARAMETER_SHAPES = {"W1": (25, 12288), "b1": (25, 1), "W2": (12, 25), "b2": (12, 1),
                     "W3": (6, 12), "b3": (6, 1)}
 INITIAL_DIR = Path(__file__).with_name("initial_weights")
-
-
-def f32(value: float) -> float:
-    """A Python float holding the float32 rounding of ``value``.
-
-    TF1 keeps learning rate, betas, epsilon (and momentum) as float32 constants; Keras keeps
-    the learning rate as a float32 variable but the others as Python floats. Passing
-    ``f32(0.9)`` etc. to Keras (and comparing in float64) makes both compute with TF1's values.
-    """
-    return float(np.float32(value))
 
 
 def initial_weights_path(dtype: str = "float32") -> Path:
@@ -85,29 +75,3 @@ def save_parameters(path: str | os.PathLike, params: dict) -> Path:
     params = check_parameters({k: np.asarray(v) for k, v in params.items()}, str(path))
     atomic_write(path, lambda handle: np.savez(handle, **params))
     return path
-
-
-def atomic_write(path: str | os.PathLike, write) -> None:
-    """Call ``write(binary_file)`` on a temporary file beside ``path``, then rename it over ``path``.
-
-    A crash at any moment leaves either the old file or the new one, never half of one.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o666 & ~_current_umask())  # mkstemp makes 0600; give the usual mode
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def _current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask

@@ -25,7 +25,7 @@ import tensorflow as tf
 
 from signs import load_dataset, minibatch_indices
 from signs.errors import NonFiniteCost
-from signs.weights import f32
+from signs.precision import f32
 
 LEARNING_RATE = 0.009
 MINIBATCH_SIZE = 64

@@ -21,7 +21,8 @@ import tensorflow as tf
 
 from signs import minibatch_indices
 from signs.errors import NonFiniteCost
-from signs.weights import check_parameters, f32, load_initial_parameters
+from signs.precision import f32
+from signs.weights import check_parameters, load_initial_parameters
 
 # tutorial name -> (layer name, weight index); W is (out, in) vs the kernel's (in, out).
 TUTORIAL_TO_LAYER = {"W1": ("fc1", 0), "b1": ("fc1", 1), "W2": ("fc2", 0), "b2": ("fc2", 1),

@@ -13,7 +13,8 @@ from pathlib import Path
 import torch
 
 from signs.errors import InputError
-from signs.weights import PARAMETER_SHAPES, atomic_write
+from signs.files import atomic_write
+from signs.weights import PARAMETER_SHAPES
 
 FORMAT_VERSION = 1
 ARCHITECTURE = "signs-mlp-12288-25-12-6"

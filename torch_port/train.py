@@ -28,8 +28,9 @@ from signs.cli import (
 )
 from signs.data import load_image, load_tutorial_arrays
 from signs.errors import InputError
+from signs.files import atomic_write
 from signs.plot import plot_costs
-from signs.weights import atomic_write, load_parameters, save_parameters
+from signs.weights import load_parameters, save_parameters
 from torch_port import checkpoint as ckpt
 from torch_port import model as line_by_line
 from torch_port import nn_model
