@@ -51,7 +51,6 @@ side-by-side: $(STAMP)
 
 golden: $(STAMP)
 	$(BIN)/python -m parity golden
-	$(BIN)/python -m parity.cnn_golden
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -33,13 +33,15 @@ import torch  # noqa: E402
 
 from benchmarks import floor as floor_mod  # noqa: E402
 from benchmarks import report, scaling  # noqa: E402
-from benchmarks.impls import IMPLS, REFERENCE  # noqa: E402
 from benchmarks.runner import Result, full_batch_cost, max_relative_difference, run_once  # noqa: E402
-from signs import convert_to_one_hot, flatten, resolve_data  # noqa: E402
+from signs import implementations  # noqa: E402
 from signs.cli import ArgumentParser, add_data_arguments, positive_int, run_main  # noqa: E402
-from signs.data import load_from  # noqa: E402
+from signs.data import load_tutorial_arrays  # noqa: E402
 from signs.errors import InputError  # noqa: E402
 from signs.files import atomic_write  # noqa: E402
+
+IMPLS = implementations.IMPLEMENTATIONS
+REFERENCE = implementations.REFERENCE
 
 
 def impl_list(text: str) -> list[str]:
@@ -84,13 +86,13 @@ def progress(message: str) -> None:
 
 
 def load_data(args):
-    source = resolve_data(args.data, args.data_dir)
-    if source.notice and source.kind != "synthetic":
-        progress(source.notice)
-    train_x, train_y, test_x, test_y, _ = load_from(source.directory)
-    X, X_test = flatten(train_x), flatten(test_x)
-    Y, Y_test = convert_to_one_hot(train_y, 6), convert_to_one_hot(test_y, 6)
-    return source, (X, Y, X_test, Y_test)
+    """The tutorial's arrays ``(X, Y, X_test, Y_test)``, as every command loads them."""
+    notes: list[str] = []
+    arrays = load_tutorial_arrays(args.data, args.data_dir, notify=notes.append)
+    if arrays.kind != "synthetic":  # the synthetic set is the benchmark's default: no notice
+        for note in notes:
+            progress(note)
+    return arrays.source, (arrays.X_train, arrays.Y_train, arrays.X_test, arrays.Y_test)
 
 
 def set_tf_threads(threads: int) -> None:

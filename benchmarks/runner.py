@@ -13,6 +13,7 @@ well (a smoke test, flagged in the JSON).
 
 from __future__ import annotations
 
+import importlib
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -82,11 +83,15 @@ class Result:
 
 
 def run_once(impl, module, data, *, epochs: int, dtype: str, device: str):
-    """Train ``impl`` once; return ``(per-epoch seconds, parameters)``."""
+    """Train ``impl`` (a :class:`signs.implementations.Implementation` whose ``module`` is
+    loaded) once; return ``(per-epoch seconds, parameters)``."""
     X, Y, X_test, Y_test = data
-    with EpochClock(module, impl.epoch_marker) as clock:
-        parameters, _ = impl.train(module, X, Y, X_test, Y_test, epochs=epochs, dtype=dtype,
-                                   device=device)
+    marker_module, marker = impl.epoch_marker.rsplit(".", 1)
+    kwargs = {"num_epochs": epochs, "print_cost": False, "dtype": dtype}
+    if impl.framework == "torch":
+        kwargs["device"] = device
+    with EpochClock(importlib.import_module(marker_module), marker) as clock:
+        parameters, _ = impl.trainer(module)(X, Y, X_test, Y_test, **kwargs)
         end = time.perf_counter()
     return epoch_seconds(clock.starts, end), parameters
 

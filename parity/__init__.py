@@ -1,12 +1,16 @@
-"""Parity harness: run two implementations of the tutorial step by step and compare them.
+"""Parity harness: run two implementations step by step and compare them.
 
-Modules: ``impls`` (the four implementations and their layouts), ``transfer`` (weights between
-layouts, with checks), ``trace`` (per-step records through each side's hook), ``tolerances``
-(stated once, with reasons), ``compare`` (normwise differences), ``report`` (table, JSON,
-plot; ``python -m parity report``) and ``golden`` (committed TF traces for machines without TF).
-For your own models: ``layers`` (Keras <-> torch weight transfer for common layers) and
-``generic`` (``step_parity`` for any Keras model and torch module; the SIGNS CNN in
-``tf_original/cnn.py`` and ``torch_port/cnn.py`` is its worked example, goldens by
-``cnn_golden``).
+The tutorial's implementations are listed once, in ``signs/implementations.py`` (names,
+frameworks, layouts, training functions). Here: ``tutorial_layouts`` (the tutorial's weights
+between those layouts, with checks), ``trace`` (per-step records through each
+implementation's hook, and the epoch costs it prints), ``tolerances`` (stated once, with
+reasons), ``compare`` (the one comparison engine: normwise differences per quantity per step),
+``present`` (its table, verdict, JSON and plot), ``report`` (``python -m parity report``) and
+``golden`` (committed TF traces in one format, for machines without TF;
+``python -m parity golden``).
+For your own models: ``layers`` (Keras <-> torch weight transfer, one record per layer kind)
+and ``generic`` (``step_parity`` for any Keras model and torch module; the SIGNS CNN in
+``tf_original/cnn.py`` and ``torch_port/cnn.py`` is its worked example); ``errors`` holds
+``TransferError``.
 TensorFlow and torch are imported lazily, only by the implementations that need them.
 """

@@ -9,7 +9,7 @@ from signs.cli import run_main
 USAGE = """usage: python -m parity {report,golden} [options]
 
   report   run two implementations step by step and print how close they are (see report --help)
-  golden   rewrite the golden TF1 traces in parity/golden/ from live TensorFlow
+  golden   rewrite the golden traces in parity/golden/ (TF1 tutorial, Keras CNN) from live TensorFlow
 """
 
 

@@ -1,4 +1,19 @@
-"""Normwise differences between two traces, per quantity per step, against the tolerances."""
+"""The one comparison engine: two runs' step records, per quantity per step, against tolerances.
+
+Everything the harness compares goes through :func:`compare_records`: the tutorial's
+implementations (:mod:`parity.trace`, via :func:`compare`), a Keras model and its torch port
+(:mod:`parity.generic`) and the golden traces (:mod:`parity.golden`).
+
+A **record** is one training step: ``step``, ``cost`` and, where kept, ``output`` and the
+dicts ``grads``, ``params`` (after the update), ``m``, ``v`` keyed by tensor name; the
+tutorial's records also carry ``epoch`` and ``batch`` (the examples' indices). Both sides'
+records must be in one layout (the harness converts before comparing).
+
+Differences are **normwise relative** (:func:`difference`); a quantity's figure is its worst
+tensor's; a quantity fails when its worst step exceeds its tolerance. Epoch costs (what the
+training functions print and return every 5 epochs), where both sides have them, are compared
+too, against the cost's tolerance.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +21,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from parity.tolerances import QUANTITIES
-from parity.trace import STATE, Trace
+from parity import present
+from parity.tolerances import QUANTITIES, ZERO_TENSOR_FACTOR
+
+MODES = ("teacher-forced", "free-running")
+STATE = ("grads", "params", "m", "v")
+EPOCH_COST = "epoch cost"
 
 
 def difference(a, b) -> tuple[float, float]:
@@ -31,6 +50,20 @@ def difference(a, b) -> tuple[float, float]:
     return max_abs, max_abs / scale
 
 
+def tensor_difference(a, b, scale: float) -> tuple[float, float]:
+    """:func:`difference` of one tensor, unless the reference ``a`` is zero up to round-off next
+    to its quantity's largest tensor (``max|a| <= ZERO_TENSOR_FACTOR * eps * scale``): then its
+    difference is relative to ``scale``. Such a tensor is zero in exact arithmetic (e.g. the
+    gradient of a bias followed by BatchNorm); both sides hold round-off noise there, and noise
+    over noise says nothing."""
+    a = np.asarray(a)
+    max_abs, rel = difference(a, b)
+    eps = float(np.finfo(a.dtype).eps) if np.issubdtype(a.dtype, np.floating) else 0.0
+    if scale > 0 and a.size and float(np.abs(a).max()) <= ZERO_TENSOR_FACTOR * eps * scale:
+        return max_abs, max_abs / scale
+    return max_abs, rel
+
+
 @dataclass
 class StepDiff:
     """One step: ``abs``/``rel`` per quantity, and ``detail`` per tensor (``grads/W1`` ...)."""
@@ -45,7 +78,13 @@ class StepDiff:
 
 @dataclass
 class Comparison:
-    """A whole comparison: per-step differences, the worst of each quantity, the verdict."""
+    """A whole comparison: per-step differences, the worst of each quantity, the verdict.
+
+    ``batches_match``: both sides saw the same mini-batches (and steps). ``epochs``: per epoch
+    whose cost both sides reported, ``(epoch, cost_a, cost_b, relative difference)``.
+    ``label``, ``dtype``, ``mode``, ``notes`` (conventions that differ), ``match`` (a layer
+    pairing) and the two sides' ``reference``/``other`` records describe the run.
+    """
 
     steps: list
     tolerances: dict
@@ -54,42 +93,116 @@ class Comparison:
     worst_step: dict
     failing: list
     batches_match: bool
+    epochs: list = field(default_factory=list)
+    label: str = "A vs B"
+    dtype: str = "float64"
+    mode: str = "teacher-forced"
+    notes: list = field(default_factory=list)
+    match: object = None
+    reference: list = field(default_factory=list, repr=False)
+    other: list = field(default_factory=list, repr=False)
 
     @property
     def passed(self) -> bool:
         return self.batches_match and not self.failing
 
+    @property
+    def quantities(self) -> list[str]:
+        """The quantities compared, in the order of ``QUANTITIES`` (then the epoch cost)."""
+        found = [q for q in QUANTITIES if q in self.tolerances]
+        return found + ([EPOCH_COST] if self.epochs else [])
+
+    def table(self) -> str:
+        return present.table(self)
+
+    def verdict(self, label: str | None = None) -> str:
+        return present.verdict(self, label or self.label)
+
+    def to_json(self, **meta) -> dict:
+        return present.to_json(self, **meta)
+
+    def plot(self, path, title: str | None = None):
+        return present.plot(self, title or f"{self.label}, {self.dtype}, {self.mode}", path)
+
 
 def compare_step(a: dict, b: dict) -> StepDiff:
-    """Differences of two records of the same step (``a`` the reference)."""
+    """Differences of one step's records (``a`` the reference), for the quantities both have.
+
+    Per tensor, normwise (:func:`tensor_difference`); a quantity's figure is its worst tensor's.
+    """
     diff = StepDiff(a["step"], a["cost"], b["cost"])
     diff.abs["cost"], diff.rel["cost"] = difference(a["cost"], b["cost"])
-    if "params" in a and "params" in b:
+    if "output" in a and "output" in b:
         diff.abs["output"], diff.rel["output"] = difference(a["output"], b["output"])
-        for quantity in STATE:
-            worst_abs = worst_rel = 0.0
-            for name in a[quantity]:
-                pair = difference(a[quantity][name], b[quantity][name])
-                diff.detail[f"{quantity}/{name}"] = pair
-                worst_abs, worst_rel = max(worst_abs, pair[0]), max(worst_rel, pair[1])
-            diff.abs[quantity], diff.rel[quantity] = worst_abs, worst_rel
+    for quantity in STATE:
+        if quantity not in a or quantity not in b:
+            continue
+        scale = max((float(np.abs(v).max()) for v in a[quantity].values() if np.size(v)), default=0.0)
+        worst_abs = worst_rel = 0.0
+        for name, value in a[quantity].items():
+            pair = tensor_difference(value, b[quantity][name], scale)
+            diff.detail[f"{quantity}/{name}"] = pair
+            worst_abs, worst_rel = max(worst_abs, pair[0]), max(worst_rel, pair[1])
+        diff.abs[quantity], diff.rel[quantity] = worst_abs, worst_rel
     return diff
 
 
-def compare(a: Trace, b: Trace, tolerances: dict) -> Comparison:
-    """Compare trace ``b`` with reference ``a`` step by step, up to the shorter one."""
-    steps, batches_match = [], True
-    worst_abs = dict.fromkeys(QUANTITIES, 0.0)
-    worst_rel = dict.fromkeys(QUANTITIES, 0.0)
-    worst_step = dict.fromkeys(QUANTITIES, 0)
-    for ra, rb in zip(a.records, b.records):
-        if ra["batch"].shape != rb["batch"].shape or not np.array_equal(ra["batch"], rb["batch"]):
-            batches_match = False
-        diff = compare_step(ra, rb)
-        steps.append(diff)
-        for quantity, rel in diff.rel.items():
-            if rel > worst_rel[quantity] or (rel != rel):
-                worst_rel[quantity], worst_step[quantity] = rel, diff.step
-            worst_abs[quantity] = max(worst_abs[quantity], diff.abs[quantity])
-    failing = [q for q in QUANTITIES if not worst_rel[q] <= tolerances[q]]
-    return Comparison(steps, tolerances, worst_abs, worst_rel, worst_step, failing, batches_match)
+def _same_batches(reference: list, other: list) -> bool:
+    """Same steps in the same order and, where both records name their examples, the same ones
+    (over the steps both lists have: a shorter run may be compared with a longer one's start)."""
+    for a, b in zip(reference, other):
+        if a["step"] != b["step"]:
+            return False
+        if "batch" in a and "batch" in b:
+            batch_a, batch_b = np.asarray(a["batch"]), np.asarray(b["batch"])
+            if batch_a.shape != batch_b.shape or not np.array_equal(batch_a, batch_b):
+                return False
+    return True
+
+
+def compare_records(reference: list, other: list, tolerances: dict, *, epoch_costs=None,
+                    **extra) -> Comparison:
+    """Compare the records ``other`` with ``reference`` step by step, up to the shorter list;
+    the quantities are those both sides recorded.
+
+    ``epoch_costs``: optionally ``(reference's, other's)``, each ``{epoch: cost}``; the epochs
+    both have are compared against the cost's tolerance. ``extra``: :class:`Comparison`'s
+    descriptive fields (``label``, ``dtype``, ``mode``, ``notes``, ``match``).
+    """
+    steps = [compare_step(a, b) for a, b in zip(reference, other)]
+    present_quantities = [q for q in QUANTITIES if any(q in s.rel for s in steps)]
+    worst_abs = dict.fromkeys(present_quantities, 0.0)
+    worst_rel = dict.fromkeys(present_quantities, 0.0)
+    worst_step = dict.fromkeys(present_quantities, 0)
+    for s in steps:
+        for q, rel in s.rel.items():
+            if rel > worst_rel[q] or rel != rel:
+                worst_rel[q], worst_step[q] = rel, s.step
+            worst_abs[q] = max(worst_abs[q], s.abs[q])
+    bounds = {q: tolerances[q] for q in present_quantities}
+    failing = [q for q in present_quantities if not worst_rel[q] <= bounds[q]]
+    epochs = []
+    if epoch_costs is not None:
+        costs_a, costs_b = epoch_costs
+        for epoch in sorted(set(costs_a) & set(costs_b)):
+            max_abs, rel = difference(costs_a[epoch], costs_b[epoch])
+            epochs.append((epoch, float(costs_a[epoch]), float(costs_b[epoch]), max_abs, rel))
+        if epochs:
+            worst = max(epochs, key=lambda row: row[4] if row[4] == row[4] else float("inf"))
+            bounds[EPOCH_COST] = tolerances["cost"]
+            worst_abs[EPOCH_COST], worst_rel[EPOCH_COST] = max(row[3] for row in epochs), worst[4]
+            worst_step[EPOCH_COST] = f"epoch {worst[0]}"
+            if not worst[4] <= bounds[EPOCH_COST]:
+                failing.append(EPOCH_COST)
+    return Comparison(steps, bounds, worst_abs, worst_rel, worst_step, failing,
+                      _same_batches(reference, other), epochs,
+                      reference=list(reference), other=list(other), **extra)
+
+
+def compare(a, b, tolerances: dict, **extra) -> Comparison:
+    """Compare :class:`parity.trace.Trace` ``b`` with reference ``a``: their records and the
+    epoch costs both reported."""
+    extra.setdefault("label", f"{a.impl} vs {b.impl}")
+    extra.setdefault("dtype", a.config.dtype)
+    return compare_records(a.records, b.records, tolerances,
+                           epoch_costs=(dict(a.epoch_costs), dict(b.epoch_costs)), **extra)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import pytest
 
 from parity.trace import Data, RunConfig, Trace, run
+from signs import implementations
 from signs.data import load_tutorial_arrays
 
 
 def requires_tf(pair) -> None:
     """Skip (with the reason) when a TensorFlow implementation is asked for and TF is absent."""
-    if any(impl in ("tf1", "keras") for impl in pair):
+    if any(implementations.get(impl).framework == "tensorflow" for impl in pair):
         pytest.importorskip("tensorflow", reason="TensorFlow is not installed; TF-side parity needs it "
                             "(the golden-trace tests still check torch without it)")
 

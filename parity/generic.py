@@ -4,8 +4,8 @@
 :mod:`parity.layers`), runs the same mini-batches through both, one optimizer step each, and
 compares per step the forward output, the loss, the gradients, the parameters after the
 update and the optimizer's slots, with the normwise ``difference`` of :mod:`parity.compare`.
-The result is a :class:`parity.compare.Comparison` (plus a few fields), so the table, JSON and
-plot of :mod:`parity.report` apply to it.
+The result is a :class:`parity.compare.Comparison`, the same as the tutorial's report
+gives, with its table, verdict, JSON and plot.
 
 **Layout of the comparison: torch's.** Keras values are converted into the torch module's
 layout and names (``conv1.weight`` OIHW, ...) by the very converters that copied the weights;
@@ -36,19 +36,18 @@ variance, torch with the unbiased one; training-mode outputs do not use them).
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from parity.compare import Comparison, StepDiff, difference
+from parity.compare import MODES, Comparison, compare_records
 from parity.layers import LayerMatch, keras_state, load_torch_state, match_layers
-from parity.tolerances import QUANTITIES, ZERO_TENSOR_FACTOR, generic_tolerances
+from parity.tolerances import generic_tolerances
 from signs.errors import InputError
 from signs.precision import f32
+from torch_port.dtypes import dtype_name
 from torch_port.optim import TFAdam
 
-MODES = ("teacher-forced", "free-running")
 INPUT_LAYOUTS = ("NHWC", "same")
 SLOTS = ("m", "v")
 
@@ -58,13 +57,6 @@ def to_channels_first(x):
     if isinstance(x, torch.Tensor):
         return x.permute(0, 3, 1, 2).contiguous()
     return np.ascontiguousarray(np.asarray(x).transpose(0, 3, 1, 2))
-
-
-def to_channels_last(x):
-    """(m, C, H, W) -> (m, H, W, C), the inverse of :func:`to_channels_first`."""
-    if isinstance(x, torch.Tensor):
-        return x.permute(0, 2, 3, 1).contiguous()
-    return np.ascontiguousarray(np.asarray(x).transpose(0, 2, 3, 1))
 
 
 # --- optimizers ---------------------------------------------------------------------------
@@ -218,10 +210,6 @@ def _is_keras_adam(optimizer) -> bool:
 
 # --- running each side ---------------------------------------------------------------------
 
-def _dtype_name(value) -> str:
-    return str(value).replace("torch.", "")
-
-
 def _keras_input(value, dtype):
     value = np.asarray(value)
     return value.astype(dtype) if np.issubdtype(value.dtype, np.floating) else value
@@ -246,7 +234,7 @@ def run_keras(model, loss, optimizer, batches: list, match: LayerMatch,
     variables = list(model.trainable_variables)
     weights = {id(w.keras_variable): w for w in match.trainable()}
     maps = [weights[id(v)] for v in variables]
-    dtype = _dtype_name(variables[0].dtype)
+    dtype = dtype_name(variables[0].dtype)
     if not optimizer.built:
         optimizer.build(variables)
     records = []
@@ -287,7 +275,7 @@ def run_torch(module: torch.nn.Module, loss, optimizer, batches: list, teacher: 
     if names is not None:
         params = {n: params[n] for n in names}
     first = next(iter(params.values()))
-    dtype, device = _dtype_name(first.dtype), first.device
+    dtype, device = dtype_name(first.dtype), first.device
     module.train()
     records = []
     for step, (x, y) in enumerate(batches, start=1):
@@ -313,114 +301,16 @@ def run_torch(module: torch.nn.Module, loss, optimizer, batches: list, teacher: 
     return records
 
 
-# --- comparing -----------------------------------------------------------------------------
-
-@dataclass
-class ParityResult(Comparison):
-    """A :class:`Comparison` of a Keras model and a torch module, with what the run was.
-
-    ``reference``/``other``: the two sides' records (torch layout); ``match``: the layer
-    pairing; ``notes``: conventions that differ (layers and optimizers).
-    """
-
-    dtype: str = "float32"
-    mode: str = "teacher-forced"
-    match: LayerMatch | None = None
-    notes: list = field(default_factory=list)
-    reference: list = field(default_factory=list, repr=False)
-    other: list = field(default_factory=list, repr=False)
-
-    @property
-    def quantities(self) -> list[str]:
-        return [q for q in QUANTITIES if q in self.tolerances]
-
-    def table(self) -> str:
-        from parity.report import comparison_table
-
-        return comparison_table(self)
-
-    def verdict(self, label: str = "Keras vs torch") -> str:
-        detail = "every quantity within tolerance" if self.passed else \
-            f"outside tolerance: {', '.join(self.failing) or 'steps'}"
-        verdict = "PASS" if self.passed else "FAIL"
-        return f"{verdict}: {label}, {self.dtype} {self.mode}, {len(self.steps)} steps: {detail}"
-
-    def to_json(self, **meta) -> dict:
-        from parity.report import comparison_json
-
-        return comparison_json(self, dtype=self.dtype, mode=self.mode, notes=list(self.notes), **meta)
-
-    def plot(self, path, title: str | None = None):
-        from parity.report import plot
-
-        return plot(self, title or f"Keras vs torch, {self.dtype}, {self.mode}", path)
-
-
-def tensor_difference(a, b, scale: float) -> tuple[float, float]:
-    """:func:`parity.compare.difference` of one tensor, unless the reference ``a`` is zero up to
-    round-off next to its quantity's largest tensor (``max|a| <= ZERO_TENSOR_FACTOR * eps *
-    scale``): then its difference is relative to ``scale``. Such a tensor is zero in exact
-    arithmetic (e.g. the gradient of a bias followed by BatchNorm); both sides hold round-off
-    noise there, and noise over noise says nothing."""
-    a = np.asarray(a)
-    max_abs, rel = difference(a, b)
-    eps = float(np.finfo(a.dtype).eps) if np.issubdtype(a.dtype, np.floating) else 0.0
-    if scale > 0 and a.size and float(np.abs(a).max()) <= ZERO_TENSOR_FACTOR * eps * scale:
-        return max_abs, max_abs / scale
-    return max_abs, rel
-
-
-def compare_step_records(a: dict, b: dict) -> StepDiff:
-    """Differences of one step's records (``a`` the reference), for the quantities both have.
-
-    Per tensor, normwise (:func:`tensor_difference`); a quantity's figure is its worst tensor's.
-    """
-    diff = StepDiff(a["step"], a["cost"], b["cost"])
-    diff.abs["cost"], diff.rel["cost"] = difference(a["cost"], b["cost"])
-    if "output" in a and "output" in b:
-        diff.abs["output"], diff.rel["output"] = difference(a["output"], b["output"])
-    for quantity in ("grads", "params") + SLOTS:
-        if quantity not in a or quantity not in b:
-            continue
-        scale = max((float(np.abs(v).max()) for v in a[quantity].values() if np.size(v)), default=0.0)
-        worst_abs = worst_rel = 0.0
-        for name, value in a[quantity].items():
-            pair = tensor_difference(value, b[quantity][name], scale)
-            diff.detail[f"{quantity}/{name}"] = pair
-            worst_abs, worst_rel = max(worst_abs, pair[0]), max(worst_rel, pair[1])
-        diff.abs[quantity], diff.rel[quantity] = worst_abs, worst_rel
-    return diff
-
-
-def compare_records(reference: list, other: list, tolerances: dict, **extra) -> ParityResult:
-    """Compare two record lists step by step; the quantities are those both sides recorded."""
-    steps = [compare_step_records(a, b) for a, b in zip(reference, other)]
-    present = [q for q in QUANTITIES if any(q in s.rel for s in steps)]
-    worst_abs, worst_rel = dict.fromkeys(present, 0.0), dict.fromkeys(present, 0.0)
-    worst_step = dict.fromkeys(present, 0)
-    for s in steps:
-        for q, rel in s.rel.items():
-            if rel > worst_rel[q] or rel != rel:
-                worst_rel[q], worst_step[q] = rel, s.step
-            worst_abs[q] = max(worst_abs[q], s.abs[q])
-    bounds = {q: tolerances[q] for q in present}
-    failing = [q for q in present if not worst_rel[q] <= bounds[q]]
-    same_steps = len(reference) == len(other) and all(a["step"] == b["step"]
-                                                      for a, b in zip(reference, other))
-    return ParityResult(steps, bounds, worst_abs, worst_rel, worst_step, failing, same_steps,
-                        reference=reference, other=other, **extra)
-
-
 def step_parity(keras_model, keras_loss, keras_optimizer, torch_module, torch_loss, torch_optimizer,
                 batches, steps: int | None = None, mode: str = "teacher-forced", *,
                 input_layout: str = "NHWC", tolerances: dict | None = None, transfer: bool = True,
-                name_map: dict | None = None, flatten_shapes: dict | None = None) -> ParityResult:
+                name_map: dict | None = None, flatten_shapes: dict | None = None) -> Comparison:
     """Train both sides for ``steps`` batches and compare them step by step.
 
     ``keras_loss(y_true, y_pred)`` and ``torch_loss(output, target)`` (note the argument
     orders); ``torch_optimizer`` built on ``torch_module``'s parameters (e.g. with
     :func:`torch_optimizer_like`). ``transfer=True`` first copies the Keras weights into the
-    torch module (refusing, with :class:`parity.transfer.TransferError`, what does not fit);
+    torch module (refusing, with :class:`parity.errors.TransferError`, what does not fit);
     ``transfer=False`` keeps the torch module's own weights (to check a transfer of yours).
     ``tolerances``: ``{quantity: max normwise relative difference}``, default
     :func:`parity.tolerances.generic_tolerances`. ``name_map`` and ``flatten_shapes``: see
@@ -433,8 +323,8 @@ def step_parity(keras_model, keras_loss, keras_optimizer, torch_module, torch_lo
     batches = list(itertools.islice(batches, steps)) if steps is not None else list(batches)
     if not batches or (steps is not None and len(batches) < steps):
         raise InputError(f"{steps} steps asked for, {len(batches)} batches given")
-    keras_dtype = _dtype_name(keras_model.trainable_variables[0].dtype)
-    torch_dtype = _dtype_name(next(torch_module.parameters()).dtype)
+    keras_dtype = dtype_name(keras_model.trainable_variables[0].dtype)
+    torch_dtype = dtype_name(next(torch_module.parameters()).dtype)
     if keras_dtype != torch_dtype:
         raise InputError(f"the Keras model is {keras_dtype}, the torch module {torch_dtype}: build both in "
                          "one dtype (Keras layers take dtype=, torch modules .to(dtype))")
@@ -453,4 +343,4 @@ def step_parity(keras_model, keras_loss, keras_optimizer, torch_module, torch_lo
                      "twice in a batch gets v += (g1^2 + g2^2) (1 - beta_2), torch (dense) (g1 + g2)^2: "
                      "parity holds only for batches without repeated indices")
     return compare_records(reference, other, tolerances or generic_tolerances(keras_dtype, mode),
-                           dtype=keras_dtype, mode=mode, match=match, notes=notes)
+                           label="Keras vs torch", dtype=keras_dtype, mode=mode, match=match, notes=notes)

@@ -8,16 +8,12 @@ verdict; ``--json`` and ``--plot`` write the per-step figures. Exit 0 within tol
 from __future__ import annotations
 
 import json
-import math
 import sys
-from pathlib import Path
 
-from tabulate import tabulate
-
-from parity.compare import Comparison, compare
-from parity.tolerances import QUANTITIES, tolerances_for
-from parity.trace import Data, RunConfig, Trace, default_torch_optimizer, run
-from parity.transfer import IMPLEMENTATIONS
+from parity.compare import MODES, Comparison, compare
+from parity.tolerances import tolerances_for
+from parity.trace import Data, RunConfig, Trace, run
+from signs import implementations
 from signs.cli import (
     ArgumentParser,
     add_data_arguments,
@@ -29,15 +25,15 @@ from signs.data import load_tutorial_arrays
 from signs.errors import InputError
 from signs.files import atomic_write
 
-REPORT_FORMAT_VERSION = 1
-MODES = ("teacher-forced", "free-running")
+NAMES = implementations.NAMES
+DEFAULT_PAIR = "tf1:line-by-line"
 
 
 def parse_pair(text: str) -> tuple[str, str]:
     parts = text.split(":")
-    if len(parts) != 2 or not all(p in IMPLEMENTATIONS for p in parts) or parts[0] == parts[1]:
-        raise InputError(f"--pair {text!r}: expected A:B, two different of {', '.join(IMPLEMENTATIONS)} "
-                         "(e.g. tf1:torch)")
+    if len(parts) != 2 or not all(p in NAMES for p in parts) or parts[0] == parts[1]:
+        raise InputError(f"--pair {text!r}: expected A:B, two different of {', '.join(NAMES)} "
+                         f"(e.g. {DEFAULT_PAIR})")
     return parts[0], parts[1]
 
 
@@ -49,79 +45,10 @@ def run_pair(pair, data: Data, config: RunConfig, mode: str) -> tuple[Trace, Tra
 
 
 def to_json(pair, config: RunConfig, mode: str, data_kind: str, result: Comparison) -> dict:
-    """The report's JSON: :func:`comparison_json` with the run's settings."""
-    return comparison_json(result, pair=list(pair), dtype=config.dtype, mode=mode,
-                           config={"lr": config.lr, "batch_size": config.batch_size, "seed": config.seed,
-                                   "torch_optimizer": config.torch_optimizer, "device": config.device,
-                                   "data": data_kind})
-
-
-def table(result: Comparison) -> str:
-    return comparison_table(result)
-
-
-def comparison_table(result: Comparison, quantities=None) -> str:
-    """The table of any :class:`Comparison`: by default the quantities it has tolerances for
-    (a plain-SGD comparison has no ``m``, ``v``), in the order of ``QUANTITIES``."""
-    if quantities is None:
-        quantities = [q for q in QUANTITIES if q in result.tolerances]
-    rows = [[q, f"{result.worst_abs[q]:.3e}", f"{result.worst_rel[q]:.3e}", result.worst_step[q],
-             f"{result.tolerances[q]:.0e}", "ok" if q not in result.failing else "FAIL"]
-            for q in quantities]
-    return tabulate(rows, headers=["quantity", "max abs diff", "max rel diff", "at step", "tolerance", "ok"])
-
-
-def comparison_json(result: Comparison, **meta) -> dict:
-    """The JSON figures of any :class:`Comparison` (the fields of :func:`to_json` that do not
-    depend on the tutorial's run), with ``meta`` (e.g. ``dtype``, ``mode``, ``pair``) added."""
-    def clean(x):
-        return x if math.isfinite(x) else str(x)
-    quantities = [q for q in QUANTITIES if q in result.tolerances]
-    return {
-        "format_version": REPORT_FORMAT_VERSION,
-        "passed": result.passed,
-        **meta,
-        "steps_run": len(result.steps),
-        "batches_match": result.batches_match,
-        "tolerances": {q: result.tolerances[q] for q in quantities},
-        "worst": {q: {"max_abs_diff": clean(result.worst_abs[q]), "max_rel_diff": clean(result.worst_rel[q]),
-                      "step": result.worst_step[q]} for q in quantities},
-        "failing": result.failing,
-        "steps": [{"step": s.step, "cost_a": s.cost_a, "cost_b": s.cost_b,
-                   "max_abs_diff": {q: clean(v) for q, v in s.abs.items()},
-                   "max_rel_diff": {q: clean(v) for q, v in s.rel.items()}} for s in result.steps],
-    }
-
-
-def plot(result: Comparison, title: str, path) -> Path:
-    """Each quantity's relative difference against the step, log scale, tolerances dashed."""
-    import io
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(figsize=(7, 4.5))
-    for index, q in enumerate(QUANTITIES):
-        points = [(s.step, s.rel[q]) for s in result.steps if q in s.rel]
-        if not points:
-            continue
-        steps, values = zip(*points)
-        color = f"C{index}"
-        # A log axis cannot show 0: steps where both sides agree exactly are left as gaps.
-        axes.plot(steps, [v if v > 0 else float("nan") for v in values], marker=".", color=color, label=q)
-        axes.axhline(result.tolerances[q], color=color, linestyle="--", linewidth=0.7)
-    axes.set_yscale("log")
-    axes.set_xlabel("training step (gaps: bit-identical; dashed: tolerances)")
-    axes.set_ylabel("max |a - b| / max |a|  (normwise)")
-    axes.set_title(title)
-    axes.legend(fontsize=8, ncol=3)
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
-    plt.close(figure)
-    atomic_write(path, lambda handle: handle.write(buffer.getvalue()))
-    return Path(path)
+    """The report's JSON: the comparison's figures with the run's settings."""
+    return result.to_json(pair=list(pair), config={
+        "lr": config.lr, "batch_size": config.batch_size, "seed": config.seed,
+        "torch_optimizer": config.torch_optimizer, "device": config.device, "data": data_kind})
 
 
 def build_parser() -> ArgumentParser:
@@ -137,8 +64,9 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--mode", choices=MODES, default="teacher-forced",
                         help="teacher-forced: reset B to A's state after every step (per-step error); "
                         "free-running: both train on their own (accumulated drift)")
-    parser.add_argument("--pair", default="tf1:torch",
-                        help=f"A:B, the reference first; of {', '.join(IMPLEMENTATIONS)} (default tf1:torch)")
+    parser.add_argument("--pair", default=DEFAULT_PAIR,
+                        help=f"A:B, the reference first; of {', '.join(NAMES)} (default {DEFAULT_PAIR}; "
+                        f"the torch CLI's default is {implementations.DEFAULT_TORCH})")
     parser.add_argument("--torch-optimizer", choices=("tf-adam", "keras-adam", "adam"), default=None,
                         help="Adam on the torch side (default: the formula of the TF side: tf-adam, or "
                         "keras-adam against keras); 'adam' is torch.optim.Adam, to see the mismatch")
@@ -163,15 +91,15 @@ def main(argv=None) -> int:
     notes = []
     data_kind = args.data or ("auto" if args.data_dir is not None else "synthetic")
     data = load_tutorial_arrays(data_kind, args.data_dir, notify=notes.append)
-    if any(p in ("tf1", "keras") for p in pair):
+    if any(implementations.get(p).framework == "tensorflow" for p in pair):
         try:
             with native_stderr_silenced():
                 import tensorflow  # noqa: F401
         except ImportError:
             raise InputError(f"--pair {args.pair}: TensorFlow is not installed; install the 'tensorflow' "
-                             "extra, or compare torch:torch-nn, or use the golden traces "
-                             "(pytest parity -k golden)") from None
-    optimizer = args.torch_optimizer or default_torch_optimizer(pair)
+                             "extra, or compare two torch implementations (e.g. line-by-line:fast), "
+                             "or use the golden traces (pytest parity -k golden)") from None
+    optimizer = args.torch_optimizer or implementations.torch_optimizer_for(pair)
     config = RunConfig(steps=args.steps, dtype=args.dtype, lr=args.lr, batch_size=args.batch_size,
                        seed=args.seed, torch_optimizer=optimizer, device=args.device)
     for line in notes:
@@ -180,17 +108,15 @@ def main(argv=None) -> int:
           f"torch optimizer {optimizer}, lr {args.lr}, batch {args.batch_size}, seed {args.seed}, "
           f"data {data.kind}", file=sys.stderr)
     reference, other = run_pair(pair, data, config, args.mode)
-    result = compare(reference, other, tolerances_for(args.dtype, args.mode, pair, args.lr))
-    print(table(result))
+    result = compare(reference, other, tolerances_for(args.dtype, args.mode, pair, args.lr),
+                     label=f"{pair[0]} vs {pair[1]}", mode=args.mode)
+    print(result.table())
     if not result.batches_match:
         print("the two sides did not see the same mini-batches")
-    verdict = "PASS" if result.passed else "FAIL"
-    detail = "every quantity within tolerance" if result.passed else \
-        f"outside tolerance: {', '.join(result.failing) or 'mini-batches'}"
-    print(f"{verdict}: {pair[0]} vs {pair[1]}, {args.dtype} {args.mode}, {len(result.steps)} steps: {detail}")
+    print(result.verdict())
     if args.json:
         text = json.dumps(to_json(pair, config, args.mode, data.kind, result), indent=1) + "\n"
         atomic_write(args.json, lambda handle: handle.write(text.encode()))
     if args.plot:
-        plot(result, f"{pair[0]} vs {pair[1]}, {args.dtype}, {args.mode}", args.plot)
+        result.plot(args.plot)
     return 0 if result.passed else 1

@@ -14,7 +14,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from parity import cnn_golden
+from parity import golden
+from parity.compare import MODES
 from parity.errors import TransferError
 from parity.tolerances import CNN, CNN_CUDA, QUANTITIES
 
@@ -22,7 +23,6 @@ pytestmark = pytest.mark.filterwarnings("ignore:Using padding='same' with even k
 
 STEPS = 3  # of the golden's 5; the CPU here is small and shared
 DTYPES = ["float32", "float64"]
-MODES = ["teacher-forced", "free-running"]
 
 
 def needs_tf():
@@ -32,7 +32,7 @@ def needs_tf():
 
 @pytest.fixture(scope="module")
 def batches():
-    return cnn_golden.batches()
+    return golden.cnn_batches()
 
 
 def pair(dtype):
@@ -208,21 +208,21 @@ def test_torch_model_refuses_to_draw_its_own_weights():
 # --- golden traces --------------------------------------------------------------------------
 
 def test_cnn_goldens_are_small_enough_to_commit():
-    assert sum(cnn_golden.path_for(dtype).stat().st_size for dtype in DTYPES) <= 1024 * 1024
+    assert sum(golden.cnn_path(dtype).stat().st_size for dtype in DTYPES) <= 1024 * 1024
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_cnn_golden_matches_live_keras(batches, dtype):
     needs_tf()
-    from parity.generic import compare_records
+    from parity.compare import compare_records
 
-    saved_initial, golden = cnn_golden.load(cnn_golden.path_for(dtype), batches)
-    initial, live = cnn_golden.generate(dtype, batches)
+    saved_initial, saved = golden.load_cnn(dtype, batches)
+    initial, live = golden.generate_cnn(dtype, batches)
     for name, value in initial.items():  # Keras's seeded draw is reproducible
         np.testing.assert_array_equal(saved_initial[name], value)
     # the same program: round-off on float64; float32 within the free-running bound (oneDNN may
     # choose other kernels on another CPU)
-    result = compare_records(golden, live, CNN[(dtype, "free-running")])
+    result = compare_records(saved, live, CNN[(dtype, "free-running")])
     assert result.passed, result.table()
 
 
@@ -230,7 +230,7 @@ def test_cnn_golden_matches_live_keras(batches, dtype):
 def test_torch_cpu_matches_cnn_golden(batches, dtype):
     # free-running only on CPU (the live tests above cover teacher forcing); CUDA runs both
     mode = "free-running"
-    result = cnn_golden.torch_against_golden(dtype, mode, CNN[(dtype, mode)], steps=STEPS, batch_list=batches)
+    result = golden.torch_cnn_against_golden(dtype, mode, CNN[(dtype, mode)], steps=STEPS, batch_list=batches)
     assert len(result.steps) == STEPS
     assert result.passed, result.table()
 
@@ -246,8 +246,8 @@ def test_torch_cuda_matches_cnn_golden(batches, dtype, mode):
     # allow it by default. The golden was made on CPU in full float32.
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
-    result = cnn_golden.torch_against_golden(dtype, mode, CNN_CUDA[dtype], device="cuda", batch_list=batches)
-    assert len(result.steps) == cnn_golden.STEPS
+    result = golden.torch_cnn_against_golden(dtype, mode, CNN_CUDA[dtype], device="cuda", batch_list=batches)
+    assert len(result.steps) == golden.CNN_STEPS
     print(f"\nCUDA CNN vs Keras golden, {dtype} {mode}: "
           + ", ".join(f"{q} {result.worst_rel[q]:.1e}" for q in result.quantities))
     assert result.passed, result.table()

@@ -24,7 +24,6 @@ from parity.generic import (  # noqa: E402
     f32,
     step_parity,
     to_channels_first,
-    to_channels_last,
     torch_optimizer_like,
 )
 from parity.layers import keras_to_torch, match_layers, torch_to_keras  # noqa: E402
@@ -93,6 +92,13 @@ KINDS = {"dense": _dense, "conv2d": _conv2d, "batchnorm": _batchnorm, "embedding
 
 def _short(weights: dict) -> dict:
     return {"/".join(path.split("/")[-2:]): value for path, value in weights.items()}
+
+
+def to_channels_last(x):
+    """(m, C, H, W) -> (m, H, W, C), the inverse of ``to_channels_first``."""
+    if isinstance(x, torch.Tensor):
+        return x.permute(0, 2, 3, 1).contiguous()
+    return np.ascontiguousarray(np.asarray(x).transpose(0, 2, 3, 1))
 
 
 def _torch_forward(module, x):
@@ -427,10 +433,8 @@ def test_bad_arguments_are_refused():
 
 
 def test_report_table_json_and_plot(tmp_path):
-    from parity.report import comparison_table
-
     result = tiny_parity(OPTIMIZERS["sgd"]())
-    table = comparison_table(result)
+    table = result.table()
     assert [line.split()[0] for line in table.splitlines()[2:]] == ["output", "cost", "grads", "params"]
     figures = json.loads(json.dumps(result.to_json(pair=["keras", "torch"])))
     assert figures["passed"] is True and figures["dtype"] == "float64" and figures["mode"] == "teacher-forced"
@@ -443,7 +447,7 @@ def test_report_table_json_and_plot(tmp_path):
 
 
 def test_round_off_zero_tensor_is_measured_against_its_quantity():
-    from parity.generic import tensor_difference
+    from parity.compare import tensor_difference
 
     zero_in_exact = np.array([1e-17, -2e-17])  # next to tensors of size 10: round-off noise
     max_abs, rel = tensor_difference(zero_in_exact, np.array([-1e-17, 3e-17]), scale=10.0)

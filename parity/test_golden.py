@@ -12,17 +12,19 @@ from parity import golden
 from parity.compare import compare, difference
 from parity.tolerances import GOLDEN_LONG, tolerances_for
 from parity.trace import RunConfig, run
+from signs.implementations import DEFAULT_TORCH, names
 
+TORCH = names("torch")
 DTYPES = ["float32", "float64"]
 
 
 @pytest.fixture(scope="module")
 def goldens(data):
-    return {dtype: golden.load(golden.path_for(dtype), data) for dtype in DTYPES}
+    return {dtype: golden.load_tutorial(data, dtype) for dtype in DTYPES}
 
 
 def test_goldens_are_small_enough_to_commit():
-    total = sum(golden.path_for(dtype).stat().st_size for dtype in DTYPES)
+    total = sum(golden.tutorial_path(dtype).stat().st_size for dtype in DTYPES)
     assert total <= 10 * 1024 * 1024, total
 
 
@@ -40,14 +42,14 @@ def test_golden_matches_live_tensorflow(data, goldens, dtype):
     assert result.passed, {q: result.worst_rel[q] for q in result.failing}
 
 
-def check_torch_against_golden(data, gold, dtype, device):
-    config = golden.golden_config(dtype)
+def check_torch_against_golden(data, gold, dtype, device, impl=DEFAULT_TORCH):
+    config = golden.tutorial_config(dtype)
     config.device = device
-    mine = golden.sampled(run("torch", data, config))
+    mine = golden.sampled(run(impl, data, config))
     first = RunConfig(steps=golden.FULL_STEPS, dtype=dtype)
     head = compare(type(gold)(gold.impl, first, gold.records[:golden.FULL_STEPS]),
                    type(mine)(mine.impl, first, mine.records[:golden.FULL_STEPS]),
-                   tolerances_for(dtype, "free-running", ("tf1", "torch")))
+                   tolerances_for(dtype, "free-running", ("tf1", impl)))
     assert head.batches_match
     assert head.passed, {q: head.worst_rel[q] for q in head.failing}
     bounds = GOLDEN_LONG[dtype]
@@ -61,9 +63,12 @@ def check_torch_against_golden(data, gold, dtype, device):
     return cost, params
 
 
+@pytest.mark.parametrize("impl", TORCH)
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_torch_cpu_matches_golden(data, goldens, dtype):
-    check_torch_against_golden(data, goldens[dtype], dtype, "cpu")
+def test_torch_cpu_matches_golden(data, goldens, dtype, impl):
+    """Every torch implementation, the CLI's default (the fast path) included, free-running for
+    10 epochs against the committed TF1 trace."""
+    check_torch_against_golden(data, goldens[dtype], dtype, "cpu", impl)
 
 
 @pytest.mark.gpu

@@ -63,7 +63,7 @@ def test_torch_optim_adam_is_reported_as_failing(tf, tmp_path, capsys):
 
 @pytest.mark.parametrize("args,needle", [
     (["--pair", "tf1:jax"], "--pair"),
-    (["--pair", "torch:torch"], "--pair"),
+    (["--pair", "fast:fast"], "--pair"),
     (["--steps", "0"], "--steps"),
     (["--lr", "-1"], "--lr"),
     (["--dtype", "float16"], "--dtype"),

@@ -1,23 +1,32 @@
-"""Per-step traces of any of the four implementations, recorded through their own hooks.
+"""Per-step traces of any registered implementation, recorded through its own hook.
 
-Nothing here re-implements either side: each implementation's training function runs as
-users call it, with a ``hook`` that copies what it reports (converted to the tutorial layout
-by :mod:`parity.transfer`) and, in teacher-forced mode, hands back the reference's state.
+Nothing here re-implements either side: each implementation's training function (from
+:mod:`signs.implementations`, with the options that select it, e.g. the fast path) runs as
+the CLIs call it, with a ``hook`` that copies what it reports (converted to the tutorial
+layout by :mod:`parity.tutorial_layouts`) and, in teacher-forced mode, hands back the
+reference's state. A trace that covers whole epochs also keeps the epoch costs the function
+prints and returns (``print_cost=True``, its printed lines captured), so the quirks of what the
+CLIs print are compared too.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import math
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from parity.transfer import IMPLEMENTATIONS, output_to_canonical, to_canonical, to_native
+from parity.compare import STATE
+from parity.tutorial_layouts import output_to_canonical, to_canonical, to_native
+from signs import implementations
 from signs.data import TutorialArrays
 from signs.errors import InputError
 from signs.weights import load_initial_parameters
 
-STATE = ("grads", "params", "m", "v")
+PRINTED_COST = re.compile(r"^Cost after epoch (\d+): (\S+)$")
 
 
 # What a trace trains on: the tutorial's arrays (X (12288, m), one-hot Y (6, m)), as loaded by
@@ -55,12 +64,16 @@ class Trace:
 
     Each record: ``step``, ``epoch``, ``batch`` (column indices), ``cost`` (float) and, when
     kept in full, ``output`` (6, m) and the dicts ``grads``, ``params`` (after the update),
-    ``m``, ``v`` keyed ``W1`` ... ``b3``.
+    ``m``, ``v`` keyed ``W1`` ... ``b3``. ``epoch_costs``: ``[(epoch, cost)]`` as the training
+    function returned them (every 5 epochs), for the epochs the trace covers whole; ``printed``:
+    what it printed meanwhile.
     """
 
     impl: str
     config: RunConfig
     records: list = field(default_factory=list)
+    epoch_costs: list = field(default_factory=list)
+    printed: str = ""
 
     def full(self, step: int) -> dict | None:
         record = self.records[step - 1]
@@ -73,30 +86,32 @@ class _Enough(Exception):
 
 def run(impl: str, data: Data, config: RunConfig, teacher: Trace | None = None,
         initial_parameters: dict | None = None) -> Trace:
-    """Train ``impl`` for ``config.steps`` steps and return its :class:`Trace`.
+    """Train ``impl`` (a registry name) for ``config.steps`` steps and return its :class:`Trace`.
 
     With ``teacher``, after every step the implementation is reset to the teacher's
     parameters and Adam moments after that step (teacher forcing), so each step's difference
     is that step's own error. ``initial_parameters`` (tutorial layout) default to TF's stored
     Glorot seed-1 draw for ``config.dtype``.
     """
-    if impl not in IMPLEMENTATIONS:
-        raise InputError(f"unknown implementation {impl!r}; expected one of {', '.join(IMPLEMENTATIONS)}")
+    record = implementations.get(impl)
     if teacher is not None and len(teacher.records) < config.steps:
         raise InputError(f"teacher trace has {len(teacher.records)} steps, {config.steps} needed")
     trace = Trace(impl, config)
     initial = initial_parameters or load_initial_parameters(config.dtype)
+    batches_per_epoch = math.ceil(data.X_train.shape[1] / config.batch_size)
+    epochs = math.ceil(config.steps / batches_per_epoch)
+    whole_epochs = config.steps % batches_per_epoch == 0
 
-    def hook(record):
-        step = record["step"]
-        kept = {"step": step, "epoch": record["epoch"], "batch": np.asarray(record["batch"]),
-                "cost": float(np.asarray(record["cost"]))}
+    def hook(step_record):
+        step = step_record["step"]
+        kept = {"step": step, "epoch": step_record["epoch"], "batch": np.asarray(step_record["batch"]),
+                "cost": float(np.asarray(step_record["cost"]))}
         if config.keeps_full(step):
-            kept["output"] = output_to_canonical(impl, record["output"])
-            kept.update({key: to_canonical(impl, record[key]) for key in STATE})
+            kept["output"] = output_to_canonical(impl, step_record["output"])
+            kept.update({key: to_canonical(impl, step_record[key]) for key in STATE})
         trace.records.append(kept)
-        if step >= config.steps:
-            raise _Enough
+        if step >= config.steps and not whole_epochs:
+            raise _Enough  # mid-epoch: no epoch cost to wait for
         if teacher is not None:
             reference = teacher.full(step)
             if reference is None:
@@ -104,37 +119,34 @@ def run(impl: str, data: Data, config: RunConfig, teacher: Trace | None = None,
             return {key: to_native(impl, reference[key]) for key in ("params", "m", "v")}
         return None
 
-    batches_per_epoch = math.ceil(data.X_train.shape[1] / config.batch_size)
-    epochs = math.ceil(config.steps / batches_per_epoch)
-    train = _trainer(impl)
     kwargs = {"learning_rate": config.lr, "num_epochs": epochs, "minibatch_size": config.batch_size,
-              "print_cost": False, "dtype": config.dtype, "seed": config.seed,
+              "print_cost": whole_epochs, "dtype": config.dtype, "seed": config.seed,
               "initial_parameters": initial, "hook": hook}
-    if impl in ("torch", "torch-nn"):
+    if record.framework == "torch":
+        record.check_optimizer(config.torch_optimizer)
         kwargs.update(device=config.device, optimizer=config.torch_optimizer)
     if config.steps > 0:
+        printed = io.StringIO()
         try:
-            train(data.X_train, data.Y_train, data.X_test, data.Y_test, **kwargs)
+            with contextlib.redirect_stdout(printed):
+                _, costs = record.trainer()(data.X_train, data.Y_train, data.X_test, data.Y_test, **kwargs)
+            trace.epoch_costs = [(epoch, float(cost)) for epoch, cost in zip(range(0, epochs, 5), costs)]
         except _Enough:
             pass
+        trace.printed = printed.getvalue()
+        _check_printed(trace)
     return trace
 
 
-def _trainer(impl: str):
-    """The implementation's own training function (imported only when used)."""
-    if impl == "tf1":
-        from tf_original.model import model
-        return model
-    if impl == "keras":
-        from tf_original.keras_model import train
-        return train
-    if impl == "torch":
-        from torch_port.model import model
-        return model
-    from torch_port.nn_model import train
-    return train
+def _check_printed(trace: Trace) -> None:
+    """What the training function printed as "Cost after epoch E: C" is the cost it returned."""
+    returned = dict(trace.epoch_costs)
+    for line in trace.printed.splitlines():
+        found = PRINTED_COST.match(line.strip())
+        if found:
+            epoch, text = int(found.group(1)), found.group(2)
+            if epoch not in returned or text != f"{returned[epoch]:f}":
+                raise RuntimeError(f"{trace.impl} printed {line.strip()!r} but returned "
+                                     f"{returned.get(epoch)!r} for epoch {epoch}")
 
 
-def default_torch_optimizer(pair: tuple[str, str]) -> str:
-    """The torch optimizer that matches the other side's Adam: Keras's (``beta ** t``) or TF1's."""
-    return "keras-adam" if "keras" in pair else "tf-adam"

@@ -30,7 +30,6 @@ GENUINE_SHA256 = {
     TEST_FILE: "539fb746ed9e947eb244cfca73f4d1b03f9bf5524d609eeed2cd76ddb1b179be",
 }
 GENUINE_SIZE = {TRAIN_FILE: 13_281_872, TEST_FILE: 1_477_712}
-KEYS = {TRAIN_FILE: ("train_set_x", "train_set_y"), TEST_FILE: ("test_set_x", "test_set_y")}
 HOW_TO_USE_REAL_DATA = (
     "for the real SIGNS put train_signs.h5 and test_signs.h5 in ./datasets or $SIGNS_DIR "
     "(or pass --data-dir)"
@@ -217,7 +216,9 @@ class TutorialArrays:
     """SIGNS in the tutorial's layout, ready to train on.
 
     ``X_train`` (12288, m) and ``X_test`` float64 in [0, 1]; one-hot ``Y_train`` (6, m) and
-    ``Y_test``; ``train_labels`` and ``test_labels`` (m,) int64; ``source`` where it came from.
+    ``Y_test``; ``train_labels`` and ``test_labels`` (m,) int64; ``source`` where it came from;
+    ``train_images`` and ``test_images`` the images as stored, (m, 64, 64, 3) uint8 (for the
+    convolutional models).
     """
 
     X_train: np.ndarray
@@ -227,6 +228,8 @@ class TutorialArrays:
     train_labels: np.ndarray
     test_labels: np.ndarray
     source: DataSource
+    train_images: np.ndarray
+    test_images: np.ndarray
 
     @property
     def kind(self) -> str:
@@ -246,7 +249,7 @@ def load_tutorial_arrays(data: str = "auto", data_dir: str | os.PathLike | None 
         notify(source.notice)
     return TutorialArrays(flatten(train_x), convert_to_one_hot(train_y, NUM_CLASSES), flatten(test_x),
                           convert_to_one_hot(test_y, NUM_CLASSES), train_y.reshape(-1),
-                          test_y.reshape(-1), source)
+                          test_y.reshape(-1), source, train_x, test_x)
 
 
 def flatten(images: np.ndarray, dtype=np.float64) -> np.ndarray:

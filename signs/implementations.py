@@ -49,8 +49,9 @@ class Implementation:
     ``name``: the one name users type. ``label``: one line for tables. ``framework``:
     ``"tensorflow"`` or ``"torch"``. ``layout``: one of :data:`LAYOUTS`. ``module``,
     ``function``, ``options``: the training function and the fixed keywords that select this
-    implementation. ``epoch_marker``: the function of ``module`` called exactly once at the
-    start of every epoch (its shuffle), which the benchmark's clock wraps. ``adam``: the Adam
+    implementation. ``epoch_marker``: the dotted path of a module-level function its training
+    calls exactly once at the start of every epoch (its shuffle), which the benchmark's clock
+    wraps. ``adam``: the Adam
     convention a TensorFlow implementation computes (``"tf1"``: float32 beta-power
     accumulators; ``"keras"``: ``beta ** t``), ``None`` for torch ones, which take the
     ``optimizer`` keyword. ``optimizers``: the torch optimizers it implements (None: all).
@@ -87,19 +88,19 @@ class Implementation:
 
 IMPLEMENTATIONS = {impl.name: impl for impl in (
     Implementation("tf1", "TF1 original: tf.compat.v1 graph + Session, feed_dict", "tensorflow",
-                   "tutorial", "tf_original.model", "model", "random_mini_batches",
+                   "tutorial", "tf_original.model", "model", "tf_original.model.random_mini_batches",
                    "python -m tf_original.train --impl tf1", adam="tf1"),
     Implementation("keras", "TF2/Keras twin: tf.function train step", "tensorflow", "keras",
-                   "tf_original.keras_model", "train", "minibatch_indices",
+                   "tf_original.keras_model", "train", "tf_original.keras_model.minibatch_indices",
                    "python -m tf_original.train --impl keras", adam="keras"),
     Implementation("line-by-line", "torch_port.model.model: the line-by-line twin", "torch", "tutorial",
-                   "torch_port.model", "model", "random_mini_batches",
+                   "torch_port.model", "model", "torch_port.model.random_mini_batches",
                    "python -m torch_port.train --impl line-by-line"),
     Implementation("idiomatic", "torch_port.nn_model.train: nn.Module, DataLoader, autograd", "torch",
-                   "module", "torch_port.nn_model", "train", "minibatch_indices",
+                   "module", "torch_port.nn_model", "train", "torch_port.nn_model.minibatch_indices",
                    "python -m torch_port.train --impl idiomatic"),
     Implementation("fast", "torch_port.fast.train: the idiomatic port without autograd or allocations",
-                   "torch", "module", "torch_port.fast", "train", "minibatch_indices",
+                   "torch", "module", "torch_port.fast", "train", "torch_port.nn_model.minibatch_indices",
                    "python -m torch_port.train --impl fast", optimizers=("tf-adam", "keras-adam")),
 )}
 REFERENCE = "tf1"
@@ -119,7 +120,8 @@ def get(name: str) -> Implementation:
     return IMPLEMENTATIONS[name]
 
 
-def torch_optimizer_for(reference: str) -> str:
-    """The torch optimizer that computes what TensorFlow implementation ``reference``'s Adam does
-    (``tf-adam`` for TF1's, ``keras-adam`` for Keras's); ``tf-adam`` against a torch one."""
-    return "keras-adam" if get(reference).adam == "keras" else "tf-adam"
+def torch_optimizer_for(pair) -> str:
+    """The torch optimizer that computes what the TensorFlow side of ``pair`` computes: ``keras-adam``
+    (``beta ** t``) when either implementation is Keras's, else ``tf-adam`` (TF1's float32
+    beta-power accumulators)."""
+    return "keras-adam" if any(get(name).adam == "keras" for name in pair) else "tf-adam"

@@ -1,12 +1,10 @@
-"""The benchmark (``python -m benchmarks``) and the fast path it times (``torch_port.fast``).
+"""The benchmark (``python -m benchmarks``): its command line, clock and yardsticks.
 
-The fast path's promise is "same numbers, bit for bit" as the readable idiomatic loop, so
-those tests compare with ``==``, not a tolerance.
+The fast path it times is tested against the readable loop in ``tests/test_model_torch.py``.
 """
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 import sys
@@ -25,12 +23,8 @@ if str(REPO_ROOT) not in sys.path:
 from benchmarks.cli import entry
 from benchmarks.floor import epoch_batches
 from benchmarks.runner import EpochClock, epoch_seconds, full_batch_cost, max_relative_difference
-from signs import convert_to_one_hot, flatten
-from signs.data import load_from
+from signs import convert_to_one_hot
 from signs.weights import load_initial_parameters
-from torch_port import nn_model
-from torch_port.fast import tf_adam_flat
-from torch_port.optim import TFAdam
 
 PROG = "python -m benchmarks"
 
@@ -39,11 +33,11 @@ PROG = "python -m benchmarks"
 
 def test_benchmark_runs_and_writes_json(tmp_path, small_data_dir):
     out = tmp_path / "bench.json"
-    impls = ["torch-line-by-line", "torch-idiomatic"]
+    impls = ["line-by-line", "idiomatic"]
     result = run_cli("benchmarks", "--epochs", "1", "--repeats", "1", "--impls", ",".join(impls),
                      "--data", "auto", "--data-dir", small_data_dir, "--json", out)
     assert result.returncode == 0, result.stderr
-    assert "floor (GEMMs + Adam)" in result.stdout and "torch-idiomatic" in result.stdout
+    assert "floor (GEMMs + Adam)" in result.stdout and "idiomatic" in result.stdout
     doc = json.loads(out.read_text())
     assert set(doc["implementations"]) == set(impls)
     for name in impls:
@@ -59,9 +53,9 @@ def test_benchmark_runs_and_writes_json(tmp_path, small_data_dir):
 
 
 def test_a_bad_argument_exits_2_with_one_line():
-    result = run_cli("benchmarks", "--impls", "torch-fast,nope")
+    result = run_cli("benchmarks", "--impls", "fast,nope")
     line = assert_one_line_error(result.returncode, result.stderr, PROG)
-    assert "nope" in line and "torch-idiomatic" in line  # names the culprit and the choices
+    assert "nope" in line and "idiomatic" in line  # names the culprit and the choices
 
 
 @pytest.mark.parametrize("argv", [["--epochs", "0"], ["--repeats", "x"], ["--device", "tpu"],
@@ -122,108 +116,3 @@ def test_max_relative_difference_is_normwise():
     b = {"W": np.array([1.5, 100.0]), "b": np.array([0.0, 2e-9])}
     # W: 0.5 / 100; b: 1e-9 / 2e-9 = 0.5 (normwise per tensor, worst tensor wins)
     assert max_relative_difference(a, b) == pytest.approx(0.5)
-
-
-# --------------------------------------------------------------------------- the fast path: same bits
-
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_flat_adam_update_is_tf_adam_step_bit_for_bit(dtype):
-    gen = torch.Generator().manual_seed(0)
-    shapes = [(25, 12288), (25,), (12, 25), (12,), (6, 12), (6,)]
-    params = [torch.nn.Parameter(torch.randn(s, generator=gen, dtype=dtype) * 0.1) for s in shapes]
-    flat = [p.detach().clone().reshape(-1) for p in params]
-    reference = TFAdam(params, lr=1e-4)
-    p = torch.cat(flat)
-    m, v, scratch = torch.zeros_like(p), torch.zeros_like(p), torch.empty_like(p)
-    flat_adam = TFAdam([torch.nn.Parameter(torch.zeros(1, dtype=dtype))], lr=1e-4)  # constants only
-    group = flat_adam.param_groups[0]
-    for _ in range(3):
-        for q in params:
-            q.grad = torch.randn(q.shape, generator=gen, dtype=dtype) * 1e-3
-        g = torch.cat([q.grad.reshape(-1) for q in params])
-        constants = flat_adam._constants(group, dtype)
-        reference.step()
-        tf_adam_flat(p, g, m, v, scratch, *constants)
-        flat_adam._finish(group)
-    assert torch.equal(p, torch.cat([q.detach().reshape(-1) for q in params]))
-    assert torch.equal(m, torch.cat([reference.state[q]["m"].reshape(-1) for q in params]))
-    assert torch.equal(v, torch.cat([reference.state[q]["v"].reshape(-1) for q in params]))
-
-
-@pytest.fixture(scope="module")
-def tutorial_arrays(synthetic_dir):
-    train_x, train_y, test_x, test_y, _ = load_from(synthetic_dir)
-    return flatten(train_x), convert_to_one_hot(train_y, 6), flatten(test_x), convert_to_one_hot(test_y, 6)
-
-
-class _Stop(Exception):
-    pass
-
-
-def _first_records(arrays, dtype, fast, steps=3):
-    records = []
-
-    def hook(record):
-        records.append(record)
-        if len(records) == steps:
-            raise _Stop
-        if len(records) == 2:  # teacher forcing goes through the fast path's views too
-            return {"params": {k: v * 1.001 for k, v in record["params"].items()},
-                    "m": record["m"], "v": {k: v * 0.5 for k, v in record["v"].items()}}
-        return None
-
-    with pytest.raises(_Stop):
-        nn_model.train(*arrays, num_epochs=1, print_cost=False, dtype=dtype, hook=hook, fast=fast)
-    return records
-
-
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_fast_train_hook_records_are_the_readable_loops(tutorial_arrays, torch_one_thread, dtype):
-    slow = _first_records(tutorial_arrays, dtype, fast=False)
-    fast = _first_records(tutorial_arrays, dtype, fast=True)
-    for a, b in zip(slow, fast):
-        assert a["step"] == b["step"] and np.array_equal(a["batch"], b["batch"])
-        for key in ("output", "cost"):
-            assert np.array_equal(a[key], b[key]), key
-        for key in ("grads", "params", "m", "v"):
-            for name in a[key]:
-                assert np.array_equal(a[key][name], b[key][name]), (key, name)
-
-
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_fast_train_two_epochs_are_the_readable_loops(tutorial_arrays, torch_one_thread, dtype):
-    runs = []
-    for fast in (False, True):
-        epoch_costs: list[float] = []
-        params, _ = nn_model.train(*tutorial_arrays, num_epochs=2, print_cost=False, dtype=dtype,
-                                   fast=fast, on_epoch_end=lambda epoch, cost, *_, out=epoch_costs:
-                                   out.append(cost))
-        runs.append((params, epoch_costs))
-    (slow_params, slow_costs), (fast_params, fast_costs) = runs
-    for name in slow_params:
-        assert np.array_equal(slow_params[name], fast_params[name]), name
-    assert len(slow_costs) == 2 and slow_costs == fast_costs
-
-
-def test_fast_train_refuses_torch_adam(tutorial_arrays):
-    with pytest.raises(ValueError, match="TF1's Adam"):
-        nn_model.train(*tutorial_arrays, num_epochs=1, print_cost=False, optimizer="adam", fast=True)
-
-
-def test_fast_train_resumes_bit_for_bit(tutorial_arrays, torch_one_thread):
-    """A checkpoint taken from the fast path (its optimizer state is views of flat buffers)
-    resumes in either path exactly where an uninterrupted run would be."""
-    saved = {}
-
-    def on_epoch_end(epoch, cost, get_parameters, optimizer, costs):
-        if epoch == 0:
-            state = copy.deepcopy(optimizer.state_dict())
-            saved.update(epoch=1, parameters=get_parameters(), optimizer=state, costs=list(costs))
-
-    whole, _ = nn_model.train(*tutorial_arrays, num_epochs=2, print_cost=False, dtype="float64",
-                              fast=True, on_epoch_end=on_epoch_end)
-    for fast in (True, False):
-        resumed, _ = nn_model.train(*tutorial_arrays, num_epochs=2, print_cost=False, dtype="float64",
-                                    fast=fast, resume=saved)
-        for name in whole:
-            assert np.array_equal(whole[name], resumed[name]), (fast, name)

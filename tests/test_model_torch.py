@@ -17,8 +17,11 @@ from signs import convert_to_one_hot, flatten, load_from, minibatch_indices  # n
 from signs.errors import InputError, NonFiniteCost  # noqa: E402
 from signs.weights import PARAMETER_SHAPES, load_initial_parameters  # noqa: E402
 from torch_port import checkpoint as ckpt  # noqa: E402
+from torch_port import fast as fast_path  # noqa: E402
 from torch_port import model as port  # noqa: E402
 from torch_port import nn_model  # noqa: E402
+from torch_port.fast import tf_adam_flat  # noqa: E402
+from torch_port.optim import TFAdam  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
@@ -374,3 +377,115 @@ def test_bad_checkpoints(tmp_path, case, expected):
     with pytest.raises(InputError, match=expected) as info:
         ckpt.load_checkpoint(path)
     assert str(info.value).startswith(str(path) + ":") and "\n" not in str(info.value)
+
+
+# --------------------------------------------------------------------------- the fast path: same bits
+# torch_port.fast promises the readable idiomatic loop's numbers bit for bit, so these tests
+# compare with ==, not a tolerance.
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_flat_adam_update_is_tf_adam_step_bit_for_bit(dtype):
+    gen = torch.Generator().manual_seed(0)
+    shapes = [(25, 12288), (25,), (12, 25), (12,), (6, 12), (6,)]
+    params = [torch.nn.Parameter(torch.randn(s, generator=gen, dtype=dtype) * 0.1) for s in shapes]
+    flat = [p.detach().clone().reshape(-1) for p in params]
+    reference = TFAdam(params, lr=1e-4)
+    p = torch.cat(flat)
+    m, v, scratch = torch.zeros_like(p), torch.zeros_like(p), torch.empty_like(p)
+    flat_adam = TFAdam([torch.nn.Parameter(torch.zeros(1, dtype=dtype))], lr=1e-4)  # constants only
+    group = flat_adam.param_groups[0]
+    for _ in range(3):
+        for q in params:
+            q.grad = torch.randn(q.shape, generator=gen, dtype=dtype) * 1e-3
+        g = torch.cat([q.grad.reshape(-1) for q in params])
+        constants = flat_adam.constants(group, dtype)
+        reference.step()
+        tf_adam_flat(p, g, m, v, scratch, *constants)
+        flat_adam.advance(group)
+    assert torch.equal(p, torch.cat([q.detach().reshape(-1) for q in params]))
+    assert torch.equal(m, torch.cat([reference.state[q]["m"].reshape(-1) for q in params]))
+    assert torch.equal(v, torch.cat([reference.state[q]["v"].reshape(-1) for q in params]))
+
+
+@pytest.fixture(scope="module")
+def tutorial_arrays(synthetic_dir):
+    train_x, train_y, test_x, test_y, _ = load_from(synthetic_dir)
+    return flatten(train_x), convert_to_one_hot(train_y, 6), flatten(test_x), convert_to_one_hot(test_y, 6)
+
+
+class _Stop(Exception):
+    pass
+
+
+def _train(fast: bool):
+    """The fast path's train, or the readable loop's."""
+    return fast_path.train if fast else nn_model.train
+
+
+def _first_records(arrays, dtype, fast, steps=3):
+    records = []
+
+    def hook(record):
+        records.append(record)
+        if len(records) == steps:
+            raise _Stop
+        if len(records) == 2:  # teacher forcing goes through the fast path's views too
+            return {"params": {k: v * 1.001 for k, v in record["params"].items()},
+                    "m": record["m"], "v": {k: v * 0.5 for k, v in record["v"].items()}}
+        return None
+
+    with pytest.raises(_Stop):
+        _train(fast)(*arrays, num_epochs=1, print_cost=False, dtype=dtype, hook=hook)
+    return records
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_fast_train_hook_records_are_the_readable_loops(tutorial_arrays, torch_one_thread, dtype):
+    slow = _first_records(tutorial_arrays, dtype, fast=False)
+    fast = _first_records(tutorial_arrays, dtype, fast=True)
+    for a, b in zip(slow, fast):
+        assert a["step"] == b["step"] and np.array_equal(a["batch"], b["batch"])
+        for key in ("output", "cost"):
+            assert np.array_equal(a[key], b[key]), key
+        for key in ("grads", "params", "m", "v"):
+            for name in a[key]:
+                assert np.array_equal(a[key][name], b[key][name]), (key, name)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_fast_train_two_epochs_are_the_readable_loops(tutorial_arrays, torch_one_thread, dtype):
+    runs = []
+    for fast in (False, True):
+        epoch_costs: list[float] = []
+        params, _ = _train(fast)(*tutorial_arrays, num_epochs=2, print_cost=False, dtype=dtype,
+                                 on_epoch_end=lambda epoch, cost, *_, out=epoch_costs:
+                                   out.append(cost))
+        runs.append((params, epoch_costs))
+    (slow_params, slow_costs), (fast_params, fast_costs) = runs
+    for name in slow_params:
+        assert np.array_equal(slow_params[name], fast_params[name]), name
+    assert len(slow_costs) == 2 and slow_costs == fast_costs
+
+
+def test_fast_train_refuses_torch_adam(tutorial_arrays):
+    with pytest.raises(ValueError, match="TF1's Adam"):
+        fast_path.train(*tutorial_arrays, num_epochs=1, print_cost=False, optimizer="adam")
+
+
+def test_fast_train_resumes_bit_for_bit(tutorial_arrays, torch_one_thread):
+    """A checkpoint taken from the fast path (its optimizer state is views of flat buffers)
+    resumes in either path exactly where an uninterrupted run would be."""
+    saved = {}
+
+    def on_epoch_end(epoch, cost, get_parameters, optimizer, costs):
+        if epoch == 0:
+            state = copy.deepcopy(optimizer.state_dict())
+            saved.update(epoch=1, parameters=get_parameters(), optimizer=state, costs=list(costs))
+
+    whole, _ = fast_path.train(*tutorial_arrays, num_epochs=2, print_cost=False, dtype="float64",
+                               on_epoch_end=on_epoch_end)
+    for fast in (True, False):
+        resumed, _ = _train(fast)(*tutorial_arrays, num_epochs=2, print_cost=False, dtype="float64",
+                                  resume=saved)
+        for name in whole:
+            assert np.array_equal(whole[name], resumed[name]), (fast, name)

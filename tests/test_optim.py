@@ -17,7 +17,7 @@ from signs_testing import NO_TF_REASON
 
 torch = pytest.importorskip("torch")
 
-from torch_port.optim import TFAdam, make_optimizer, tf1_beta_power  # noqa: E402
+from torch_port.optim import TFAdam, make_optimizer  # noqa: E402
 
 LR, B1, B2, EPS = 1e-4, 0.9, 0.999, 1e-8
 P0 = np.array([0.5, -1.25, 2.0, 0.0])
@@ -100,9 +100,20 @@ def test_tf_adam_uses_float32_constants_even_in_float64():
     assert np.abs(step - exact_step).max() > 1e-12 * np.abs(exact_step).max()
     # 1 - float32(0.999) is 1.3e-5 away from 0.001 (relative); it matters where |g| ~ eps
     np.testing.assert_allclose(step, exact_step, rtol=2e-5)
-    assert tf1_beta_power(0.999, 0) == np.float32(0.999)
-    assert tf1_beta_power(0.9, 2) == np.float32(np.float32(np.float32(0.9) * np.float32(0.9))
-                                                * np.float32(0.9))
+
+
+def test_tf_adam_beta_powers_are_float32_accumulators():
+    """TF1's beta1_power starts at float32(beta) and is multiplied by it in float32 after each step."""
+    p = torch.nn.Parameter(torch.zeros(3, dtype=torch.float64))
+    adam = TFAdam([p], lr=1e-4)
+    group = adam.param_groups[0]
+    assert group["beta2_power"] == np.float32(0.999)
+    for _ in range(2):
+        p.grad = torch.ones(3, dtype=torch.float64)
+        adam.step()
+    b1 = np.float32(0.9)
+    assert group["beta1_power"] == np.float32(np.float32(b1 * b1) * b1)
+    assert group["step"] == 2
 
 
 def test_torch_adam_one_and_two_steps_by_hand():

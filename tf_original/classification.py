@@ -26,8 +26,6 @@ the six one-vs-all nets and the multi-label net, and prints their accuracies.
 
 from __future__ import annotations
 
-import sys
-
 import numpy as np
 
 from signs.cli import native_stderr_silenced
@@ -271,8 +269,13 @@ def output_logits(X, parameters):
 
 def main(argv=None) -> int:
     """The command line: train, print the accuracy table (see :mod:`signs.accuracy_table`)."""
-    return accuracy_table.main(sys.modules[__name__], tutorial, argv, "python -m tf_original.classification",
-                               "TensorFlow (TF1 style)")
+    side = accuracy_table.Side(
+        framework="TensorFlow (TF1 style)", prog="python -m tf_original.classification",
+        default_epochs=DEFAULT_EPOCHS,
+        model=tutorial.model, predict=tutorial.predict, one_vs_all=one_vs_all,
+        predict_one_vs_all=predict_one_vs_all, output_logits=output_logits, multi_label=multi_label,
+        predict_multi_label=predict_multi_label, sigmoid=sigmoid)
+    return accuracy_table.main(side, argv)
 
 
 if __name__ == "__main__":

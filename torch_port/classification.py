@@ -24,8 +24,6 @@ nets and the multi-label net, and prints their accuracies.
 
 from __future__ import annotations
 
-import sys
-
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -35,7 +33,8 @@ from signs.cli import run_main
 from signs.errors import NonFiniteCost
 from signs.multilabel import initial_parameters_for_outputs
 from torch_port import model as tutorial
-from torch_port.model import _torch_dtype, forward_propagation
+from torch_port.dtypes import torch_dtype
+from torch_port.model import forward_propagation
 from torch_port.optim import TFAdam
 
 PARAMETER_NAMES = ("W1", "b1", "W2", "b2", "W3", "b3")
@@ -163,7 +162,7 @@ def model_sigmoid(X_train, Y_train, initial_parameters, learning_rate=0.0001, nu
     ``hook(record)`` after every step: ``epoch``, ``step`` (from 1), ``cost`` (float, before the
     update) and ``params`` (dict of NumPy arrays, after the update).
     """
-    dtype = _torch_dtype(dtype)
+    dtype = torch_dtype(dtype)
     X = torch.as_tensor(np.asarray(X_train), dtype=dtype)
     Y = torch.as_tensor(np.asarray(Y_train), dtype=dtype)
     (n_x, m) = X.shape
@@ -245,8 +244,13 @@ def output_logits(X, parameters):
 
 def main(argv=None) -> int:
     """The command line: train, print the accuracy table (see :mod:`signs.accuracy_table`)."""
-    return accuracy_table.main(sys.modules[__name__], tutorial, argv, "python -m torch_port.classification",
-                               "PyTorch")
+    side = accuracy_table.Side(
+        framework="PyTorch", prog="python -m torch_port.classification",
+        default_epochs=DEFAULT_EPOCHS,
+        model=tutorial.model, predict=tutorial.predict, one_vs_all=one_vs_all,
+        predict_one_vs_all=predict_one_vs_all, output_logits=output_logits, multi_label=multi_label,
+        predict_multi_label=predict_multi_label, sigmoid=sigmoid)
+    return accuracy_table.main(side, argv)
 
 
 if __name__ == "__main__":

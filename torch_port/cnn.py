@@ -34,6 +34,7 @@ from torch import nn
 
 from signs import load_dataset, minibatch_indices
 from signs.errors import NonFiniteCost
+from torch_port.dtypes import torch_dtype
 from torch_port.optim import TFAdam
 
 LEARNING_RATE = 0.009
@@ -64,7 +65,7 @@ def build_model(dtype="float32", initial=None) -> nn.Sequential:
         ("pool2", nn.MaxPool2d(kernel_size=4, stride=4)),
         ("flatten", nn.Flatten()),
         ("fc", nn.Linear(64, 6)),
-    ])).to(getattr(torch, dtype))
+    ])).to(torch_dtype(dtype))
     if initial is not None:
         net.load_state_dict({k: torch.as_tensor(np.asarray(v)) for k, v in initial.items()}, strict=True)
     return net

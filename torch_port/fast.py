@@ -1,15 +1,10 @@
 """The idiomatic port's training loop without the overhead: same numbers, bit for bit.
 
-:func:`train` has the signature and hook protocol of :func:`torch_port.nn_model.train` (which
-calls it for ``fast=True``) and returns the same bits: it runs the *same ATen kernels on the
-same operand layouts* as ``nn.Linear`` + ``F.cross_entropy`` + ``loss.backward()`` +
-``TFAdam.step``, only without what surrounds them.
-
-Where the readable loop's time went (cProfile and torch.profiler, float32, 5 epochs on the
-2-core machine of ``benchmarks/README.md``): ``TFAdam.step`` 53 % (twelve ``_foreach`` passes
-over ``W1`` (25 x 12288), nine of them allocating a fresh 1.2 MB tensor per parameter); the
-forward ``addmm`` 12 %; ``backward()`` 11 %; the ``DataLoader`` gather ``x[index]`` 9 %; the
-rest cross-entropy, autograd and Python bookkeeping.
+:func:`train` has the signature and hook protocol of :func:`torch_port.nn_model.train` and
+returns the same bits: it runs the *same ATen kernels on the same operand layouts* as
+``nn.Linear`` + ``F.cross_entropy`` + ``loss.backward()`` + ``TFAdam.step``, only without
+what surrounds them (where the readable loop's time goes is measured in
+``benchmarks/README.md``). ``python -m torch_port.train`` runs it by default (``--impl fast``).
 
 What this loop does instead:
 
@@ -37,12 +32,16 @@ from __future__ import annotations
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
-from signs.weights import load_initial_parameters
-from torch_port import nn_model
-from torch_port.model import _torch_dtype
-from torch_port.optim import TFAdam, load_adam_slots, make_optimizer
+from torch_port.nn_model import (
+    end_epoch,
+    epoch_bar,
+    force_state,
+    report_accuracies,
+    setup_training,
+    step_record,
+)
+from torch_port.optim import TFAdam
 
 _THRESHOLD_BACKWARD = torch.ops.aten.threshold_backward.grad_input
 _NLL_LOSS_FORWARD = torch.ops.aten.nll_loss_forward.output
@@ -106,10 +105,10 @@ class FlatAdam:
             offset += size
 
     def step(self) -> None:
-        alpha, one_minus_b1, one_minus_b2, eps = self.optimizer._constants(self.group, self.p.dtype)
+        alpha, one_minus_b1, one_minus_b2, eps = self.optimizer.constants(self.group, self.p.dtype)
         tf_adam_flat(self.p, self.g, self.m, self.v, self.scratch, alpha, one_minus_b1,
                      one_minus_b2, eps)
-        self.optimizer._finish(self.group)
+        self.optimizer.advance(self.group)
 
 
 class FastStep:
@@ -204,59 +203,40 @@ def train(X_train, Y_train, X_test, Y_test, learning_rate=0.0001, num_epochs=150
     names); the optimizer handed to ``on_epoch_end`` is a real :class:`TFAdam` whose state
     is views of the flat buffers, so checkpoints are the same.
     """
-    if epoch_cost not in ("original", "mean"):
-        raise ValueError(f"epoch_cost must be 'original' or 'mean', got {epoch_cost!r}")
     if optimizer not in ("tf-adam", "keras-adam"):
         raise ValueError(f"the fast path implements TF1's Adam only ('tf-adam', 'keras-adam'), "
-                         f"not {optimizer!r}; use fast=False")
-    dtype = _torch_dtype(dtype)
-    if initial_parameters is None:
-        initial_parameters = load_initial_parameters(str(dtype).removeprefix("torch."))
-    net = nn_model.SignsNet().to(device=device, dtype=dtype).load_tutorial_parameters(initial_parameters)
-    adam = make_optimizer(optimizer, net.parameters(), learning_rate)
-    train_set = nn_model.SignsDataset(X_train, Y_train, dtype, device)
-    m = len(train_set)
-    sampler = nn_model.TutorialBatchSampler(m, minibatch_size, seed)
-    divisor = int(m / minibatch_size) if epoch_cost == "original" else len(sampler)
-    costs, start_epoch, step = [], 0, 0
-    if resume is not None:
-        net.load_tutorial_parameters(resume["parameters"])
-        adam.load_state_dict(resume["optimizer"])
-        costs, start_epoch = list(resume["costs"]), resume["epoch"]
-    fast = FastStep(net, adam, train_set.x, train_set.y, minibatch_size)
-    named = dict(net.named_parameters())
-    batch_costs = torch.empty(len(sampler), dtype=dtype, device=device)
+                         f"not {optimizer!r}; use torch_port.nn_model.train")
+    setup = setup_training(X_train, Y_train, learning_rate, minibatch_size, dtype=dtype, seed=seed,
+                           initial_parameters=initial_parameters, device=device, optimizer=optimizer,
+                           epoch_cost=epoch_cost, resume=resume)
+    net, adam, dataset, sampler, costs = setup.net, setup.optimizer, setup.dataset, setup.sampler, setup.costs
+    fast = FastStep(net, adam, dataset.x, dataset.y, minibatch_size)
+    named = setup.named
+    batch_costs = torch.empty(len(sampler), dtype=setup.dtype, device=device)
     cost_slots = batch_costs.unbind(0)  # 0-dim views, made once
-    labels = torch.empty_like(train_set.y)  # the epoch's labels in batch order
+    labels = torch.empty_like(dataset.y)  # the epoch's labels in batch order
+    step = 0
 
-    bar = tqdm(range(start_epoch, num_epochs), disable=not progress, unit="epoch",
-               initial=start_epoch, total=num_epochs, dynamic_ncols=True)
+    bar = epoch_bar(setup, num_epochs, progress)
     for epoch in bar:
         sampler.set_epoch(epoch)
         batches = list(sampler)
         sizes = [len(batch) for batch in batches]
         order = torch.from_numpy(np.concatenate(batches)).to(device)
-        torch.index_select(train_set.y, 0, order, out=labels)
+        torch.index_select(dataset.y, 0, order, out=labels)
         for k, (index, y) in enumerate(zip(order.split(sizes), labels.split(sizes))):
             cost = cost_slots[k]
             fast.run(index, cost, y)
             if hook is not None:
                 step += 1
-                forced = hook(nn_model._record(epoch, step, sampler, k, fast.logits, cost, named, adam))
+                forced = hook(step_record(epoch, step, batches[k], fast.logits, cost, named, adam))
                 if forced:
-                    with torch.no_grad():
-                        for name, p in named.items():
-                            p.copy_(torch.as_tensor(np.asarray(forced["params"][name])))
-                    load_adam_slots(adam, named, forced["m"], forced["v"])
-        value = _epoch_cost(batch_costs[:len(batches)], divisor)
-        nn_model.end_epoch(epoch, value, batch_costs[:len(batches)], bar, print_cost, costs, on_epoch_end,
-                           net.tutorial_parameters, adam)
+                    force_state(named, adam, forced)
+        value = _epoch_cost(batch_costs[:len(batches)], setup.divisor)
+        end_epoch(epoch, value, batch_costs[:len(batches)], bar, print_cost, costs, on_epoch_end,
+                  net.tutorial_parameters, adam)
 
-    accuracies = [nn_model.evaluate(net, nn_model.SignsDataset(X, Y, dtype, device)) for X, Y in
-                  ((X_train, Y_train), (X_test, Y_test))]
-    if print_cost:
-        tqdm.write(f"Train Accuracy: {accuracies[0]}")
-        tqdm.write(f"Test Accuracy: {accuracies[1]}")
+    report_accuracies(net, X_train, Y_train, X_test, Y_test, setup.dtype, device, print_cost)
     return net.tutorial_parameters(), costs
 
 

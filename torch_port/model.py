@@ -8,7 +8,8 @@ must be declared before data arrives, and no ``Session.run``/``feed_dict`` to su
 mini-batch is simply passed to ``forward_propagation`` as a tensor.
 
 Additions, as on the TF side: ``dtype``, ``initial_parameters``, a per-step ``hook``; and for
-the CLI: ``device``, ``optimizer`` (``"tf-adam"``, TF1's formula, or ``"adam"``), ``resume``,
+the CLI: ``device``, ``optimizer`` (``"tf-adam"``, TF1's formula; ``"keras-adam"``, Keras's
+``beta ** t``; or ``"adam"``, ``torch.optim.Adam``), ``resume``,
 ``on_epoch_end`` and a ``progress`` bar.
 """
 
@@ -22,6 +23,7 @@ from tqdm import tqdm
 from signs import minibatch_indices
 from signs.errors import NonFiniteCost
 from signs.weights import check_parameters, load_initial_parameters
+from torch_port.dtypes import dtype_name, torch_dtype
 from torch_port.optim import adam_slots, load_adam_slots, make_optimizer
 
 PARAMETER_NAMES = ("W1", "b1", "W2", "b2", "W3", "b3")
@@ -35,9 +37,9 @@ def initialize_parameters(dtype=torch.float32, device="cpu", initial_parameters=
     loaded from the stored copy (``signs/initial_weights``); ``initial_parameters`` (a dict of
     arrays in this layout, e.g. exported from ``tf_original``) replaces it.
     """
-    dtype = _torch_dtype(dtype)
+    dtype = torch_dtype(dtype)
     if initial_parameters is None:
-        initial_parameters = load_initial_parameters(str(dtype).removeprefix("torch."))
+        initial_parameters = load_initial_parameters(dtype_name(dtype))
     values = check_parameters(initial_parameters, "initial parameters")
     parameters = {name: torch.tensor(values[name], dtype=dtype, device=device, requires_grad=True)
                   for name in PARAMETER_NAMES}
@@ -104,7 +106,7 @@ def model(X_train, Y_train, X_test, Y_test, learning_rate=0.0001,
     after every epoch; ``get_parameters()`` gives NumPy copies (the CLI checkpoints there).
     A NaN or infinite cost raises ``NonFiniteCost``.
     """
-    dtype = _torch_dtype(dtype)
+    dtype = torch_dtype(dtype)
     torch_X_train = torch.as_tensor(X_train, dtype=dtype, device=device)
     torch_Y_train = torch.as_tensor(Y_train, dtype=dtype, device=device)
     (n_x, m) = torch_X_train.shape
@@ -163,7 +165,7 @@ def model(X_train, Y_train, X_test, Y_test, learning_rate=0.0001,
         if print_cost is True and epoch % 5 == 0:
             costs.append(epoch_cost)
         if on_epoch_end is not None:
-            on_epoch_end(epoch, epoch_cost, lambda: _numpy(parameters), adam, costs)
+            on_epoch_end(epoch, epoch_cost, lambda: numpy_parameters(parameters), adam, costs)
 
     # The notebook plots ``costs`` here; the CLI does it (torch_port.train --out).
     with torch.no_grad():
@@ -174,7 +176,7 @@ def model(X_train, Y_train, X_test, Y_test, learning_rate=0.0001,
         Z3 = forward_propagation(X, parameters)
         correct_prediction = torch.eq(torch.argmax(Z3, dim=0), torch.argmax(Y, dim=0))
         test_accuracy = torch.mean(correct_prediction.to(torch.float32)).cpu().numpy()
-    parameters = _numpy(parameters)
+    parameters = numpy_parameters(parameters)
     if print_cost:
         tqdm.write("Parameters have been trained!")
         tqdm.write(f"Train Accuracy: {train_accuracy}")  # a float32 value, printed as TF's is
@@ -220,15 +222,7 @@ def _load(parameters, adam, state):
     load_adam_slots(adam, parameters, state["m"], state["v"])
 
 
-def _numpy(parameters):
-    """NumPy copies of a dict of tensors."""
+def numpy_parameters(parameters):
+    """NumPy copies of a dict of tensors (the trained parameters, for the caller)."""
     return {name: value.detach().cpu().numpy().copy() for name, value in parameters.items()}
 
-
-def _torch_dtype(dtype) -> torch.dtype:
-    if isinstance(dtype, torch.dtype):
-        return dtype
-    table = {"float32": torch.float32, "float64": torch.float64}
-    if str(dtype) not in table:
-        raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")
-    return table[str(dtype)]

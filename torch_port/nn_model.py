@@ -12,6 +12,8 @@ same order (the sampler replays the original's ``np.random.seed(seed)`` permutat
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -22,7 +24,7 @@ from tqdm import tqdm
 from signs import minibatch_indices
 from signs.errors import NonFiniteCost
 from signs.weights import check_parameters, load_initial_parameters
-from torch_port.model import _torch_dtype
+from torch_port.dtypes import dtype_name, torch_dtype
 from torch_port.optim import adam_slots, load_adam_slots, make_optimizer
 
 # tutorial name -> state_dict name; W is (out, in) on both, b is (n, 1) vs (n,).
@@ -78,7 +80,7 @@ class SignsDataset(Dataset):
     def __init__(self, X, Y, dtype=torch.float32, device="cpu"):
         Y = np.asarray(Y)
         labels = Y.argmax(axis=0) if Y.shape[0] > 1 else Y.reshape(-1)
-        self.x = torch.as_tensor(np.asarray(X).T, dtype=_torch_dtype(dtype), device=device).contiguous()
+        self.x = torch.as_tensor(np.asarray(X).T, dtype=torch_dtype(dtype), device=device).contiguous()
         self.y = torch.as_tensor(labels, dtype=torch.int64, device=device)
 
     def __len__(self) -> int:
@@ -118,16 +120,69 @@ def _batch_as_is(batch):
     return batch
 
 
-def make_loader(dataset: SignsDataset, batch_size: int = 32, seed: int = 3) -> DataLoader:
+def make_loader(dataset: SignsDataset, batch_size: int = 32, seed: int = 3,
+                sampler: TutorialBatchSampler | None = None) -> DataLoader:
     """A ``DataLoader`` over ``dataset`` that replays the original's per-epoch shuffling."""
-    sampler = TutorialBatchSampler(len(dataset), batch_size, seed)
+    sampler = sampler or TutorialBatchSampler(len(dataset), batch_size, seed)
     return DataLoader(dataset, batch_sampler=sampler, collate_fn=_batch_as_is)
+
+
+@dataclass
+class TrainingSetup:
+    """What a training loop over :class:`SignsNet` starts from (this loop's and the fast path's).
+
+    ``net`` and ``optimizer`` hold the initial (or resumed) state; ``dataset`` the training
+    set as (m, 12288); ``sampler`` the tutorial's mini-batches; ``divisor`` what the epoch's
+    summed batch costs are divided by; ``costs`` and ``start_epoch`` come from ``resume``.
+    """
+
+    net: SignsNet
+    optimizer: torch.optim.Optimizer
+    dataset: SignsDataset
+    sampler: TutorialBatchSampler
+    divisor: int
+    costs: list
+    start_epoch: int
+    dtype: torch.dtype
+
+    @property
+    def named(self) -> dict:
+        return dict(self.net.named_parameters())
+
+
+def setup_training(X_train, Y_train, learning_rate, minibatch_size, *, dtype, seed,
+                   initial_parameters, device, optimizer, epoch_cost, resume) -> TrainingSetup:
+    """Build the network, optimizer, data set and sampler of :func:`train` (arguments as there)."""
+    if epoch_cost not in ("original", "mean"):
+        raise ValueError(f"epoch_cost must be 'original' or 'mean', got {epoch_cost!r}")
+    dtype = torch_dtype(dtype)
+    if initial_parameters is None:
+        initial_parameters = load_initial_parameters(dtype_name(dtype))
+    net = SignsNet().to(device=device, dtype=dtype).load_tutorial_parameters(initial_parameters)
+    adam = make_optimizer(optimizer, net.parameters(), learning_rate)
+    dataset = SignsDataset(X_train, Y_train, dtype, device)
+    m = len(dataset)
+    sampler = TutorialBatchSampler(m, minibatch_size, seed)
+    # The original's quirk: int(m / batch size) full batches (33 for 1080 / 32), though 34 run.
+    divisor = int(m / minibatch_size) if epoch_cost == "original" else len(sampler)
+    costs, start_epoch = [], 0
+    if resume is not None:
+        net.load_tutorial_parameters(resume["parameters"])
+        adam.load_state_dict(resume["optimizer"])
+        costs, start_epoch = list(resume["costs"]), resume["epoch"]
+    return TrainingSetup(net, adam, dataset, sampler, divisor, costs, start_epoch, dtype)
+
+
+def epoch_bar(setup: TrainingSetup, num_epochs: int, progress: bool):
+    """The epochs to run, as a tqdm bar (silent unless ``progress``)."""
+    return tqdm(range(setup.start_epoch, num_epochs), disable=not progress, unit="epoch",
+                initial=setup.start_epoch, total=num_epochs, dynamic_ncols=True)
 
 
 def train(X_train, Y_train, X_test, Y_test, learning_rate=0.0001, num_epochs=1500,
           minibatch_size=32, print_cost=True, *, dtype="float32", seed=3,
           initial_parameters=None, hook=None, device="cpu", optimizer="tf-adam",
-          epoch_cost="original", resume=None, on_epoch_end=None, progress=False, fast=False):
+          epoch_cost="original", resume=None, on_epoch_end=None, progress=False):
     """Train :class:`SignsNet`; return ``(parameters, costs)`` like ``torch_port.model.model``.
 
     Takes the tutorial's arrays (``X`` (12288, m), one-hot ``Y`` (6, m)) so both ports can be
@@ -139,41 +194,21 @@ def train(X_train, Y_train, X_test, Y_test, learning_rate=0.0001, num_epochs=150
     ``hook``, ``resume``, ``on_epoch_end``: as in ``torch_port.model.model``, except that the
     hook's ``output`` is the logits (m, 6) and its dicts are keyed by ``state_dict`` names.
 
-    ``fast=True`` runs :func:`torch_port.fast.train` instead: the same kernels on the same
-    layouts, hence the same bits, without the ``DataLoader``, the autograd graph and the
-    allocations (1.6x to 2x faster per epoch on a 2-core CPU, see ``benchmarks/README.md``;
-    ``tf-adam``/``keras-adam`` only). This function's loop below stays the readable reference.
+    :func:`torch_port.fast.train` computes the same bits without the ``DataLoader``, the
+    autograd graph and the allocations; this loop stays the readable reference.
     """
-    if fast:
-        from torch_port.fast import train as fast_train  # fast imports this module
-        return fast_train(X_train, Y_train, X_test, Y_test, learning_rate, num_epochs,
-                          minibatch_size, print_cost, dtype=dtype, seed=seed,
-                          initial_parameters=initial_parameters, hook=hook, device=device,
-                          optimizer=optimizer, epoch_cost=epoch_cost, resume=resume,
-                          on_epoch_end=on_epoch_end, progress=progress)
-    if epoch_cost not in ("original", "mean"):
-        raise ValueError(f"epoch_cost must be 'original' or 'mean', got {epoch_cost!r}")
-    dtype = _torch_dtype(dtype)
-    if initial_parameters is None:
-        initial_parameters = load_initial_parameters(str(dtype).removeprefix("torch."))
-    net = SignsNet().to(device=device, dtype=dtype).load_tutorial_parameters(initial_parameters)
-    named = dict(net.named_parameters())
-    adam = make_optimizer(optimizer, net.parameters(), learning_rate)
-    train_set = SignsDataset(X_train, Y_train, dtype, device)
-    loader = make_loader(train_set, minibatch_size, seed)
-    m = len(train_set)
-    divisor = int(m / minibatch_size) if epoch_cost == "original" else len(loader.batch_sampler)
-    costs, start_epoch, step = [], 0, 0
-    if resume is not None:
-        net.load_tutorial_parameters(resume["parameters"])
-        adam.load_state_dict(resume["optimizer"])
-        costs, start_epoch = list(resume["costs"]), resume["epoch"]
+    setup = setup_training(X_train, Y_train, learning_rate, minibatch_size, dtype=dtype, seed=seed,
+                           initial_parameters=initial_parameters, device=device, optimizer=optimizer,
+                           epoch_cost=epoch_cost, resume=resume)
+    net, adam, named = setup.net, setup.optimizer, setup.named
+    loader = make_loader(setup.dataset, sampler=setup.sampler)
+    costs, step = setup.costs, 0
 
     net.train()
-    bar = tqdm(range(start_epoch, num_epochs), disable=not progress, unit="epoch",
-               initial=start_epoch, total=num_epochs, dynamic_ncols=True)
+    bar = epoch_bar(setup, num_epochs, progress)
     for epoch in bar:
         loader.batch_sampler.set_epoch(epoch)
+        batches = list(loader.batch_sampler) if hook is not None else None
         running, batch_costs = 0.0, []
         for k, (x, y) in enumerate(loader):
             adam.zero_grad()
@@ -184,22 +219,15 @@ def train(X_train, Y_train, X_test, Y_test, learning_rate=0.0001, num_epochs=150
             batch_costs.append(loss.detach())
             if hook is not None:
                 step += 1
-                forced = hook(_record(epoch, step, loader.batch_sampler, k, logits, loss, named, adam))
+                forced = hook(step_record(epoch, step, batches[k], logits, loss, named, adam))
                 if forced:
-                    with torch.no_grad():
-                        for name, p in named.items():
-                            p.copy_(torch.as_tensor(np.asarray(forced["params"][name])))
-                    load_adam_slots(adam, named, forced["m"], forced["v"])
-            running += loss.detach() / divisor
+                    force_state(named, adam, forced)
+            running += loss.detach() / setup.divisor
         end_epoch(epoch, running.item(), batch_costs, bar, print_cost, costs, on_epoch_end,
                   net.tutorial_parameters, adam)
 
     net.eval()
-    accuracies = [evaluate(net, SignsDataset(X, Y, dtype, device)) for X, Y in
-                  ((X_train, Y_train), (X_test, Y_test))]
-    if print_cost:
-        tqdm.write(f"Train Accuracy: {accuracies[0]}")
-        tqdm.write(f"Test Accuracy: {accuracies[1]}")
+    report_accuracies(net, X_train, Y_train, X_test, Y_test, setup.dtype, device, print_cost)
     return net.tutorial_parameters(), costs
 
 
@@ -225,14 +253,33 @@ def evaluate(net: nn.Module, dataset: SignsDataset) -> float:
     return (net(dataset.x).argmax(dim=1) == dataset.y).to(torch.float32).mean().item()
 
 
-def _record(epoch, step, sampler, k, logits, loss, named, adam):
+def report_accuracies(net, X_train, Y_train, X_test, Y_test, dtype, device, print_cost) -> None:
+    """Evaluate on both splits and, when ``print_cost``, print them as the original does."""
+    accuracies = [evaluate(net, SignsDataset(X, Y, dtype, device)) for X, Y in
+                  ((X_train, Y_train), (X_test, Y_test))]
+    if print_cost:
+        tqdm.write(f"Train Accuracy: {accuracies[0]}")
+        tqdm.write(f"Test Accuracy: {accuracies[1]}")
+
+
+def step_record(epoch, step, batch, logits, loss, named, adam) -> dict:
+    """The hook's record of one step, as NumPy copies: ``epoch``, ``step``, ``batch`` (the
+    examples' indices), ``output`` (logits (b, 6)), ``cost`` and, keyed by ``state_dict``
+    name, ``grads``, ``params`` (after the update), ``m`` and ``v``."""
     def numpy(t):
         return t.detach().cpu().numpy().copy()
     slots = adam_slots(adam, named)
-    batch = minibatch_indices(sampler.num_examples, sampler.batch_size,
-                              sampler.seed + sampler.epoch + 1)[k]
-    return {"epoch": epoch, "step": step, "batch": batch, "output": numpy(logits),
+    return {"epoch": epoch, "step": step, "batch": np.asarray(batch), "output": numpy(logits),
             "cost": numpy(loss), "grads": {n: numpy(p.grad) for n, p in named.items()},
             "params": {n: numpy(p) for n, p in named.items()},
             "m": {n: numpy(t) for n, t in slots["m"].items()},
             "v": {n: numpy(t) for n, t in slots["v"].items()}}
+
+
+def force_state(named, adam, forced) -> None:
+    """Teacher forcing: load ``forced["params"]``, ``["m"]`` and ``["v"]`` (NumPy, by
+    ``state_dict`` name) into the parameters and the optimizer's moments."""
+    with torch.no_grad():
+        for name, p in named.items():
+            p.copy_(torch.as_tensor(np.asarray(forced["params"][name])))
+    load_adam_slots(adam, named, forced["m"], forced["v"])

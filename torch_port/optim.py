@@ -52,8 +52,10 @@ class TFAdam(Optimizer):
         group.setdefault("beta2_power", float(np.float32(group["betas"][1])))
         group.setdefault("step", 0)
 
-    def _constants(self, group, dtype: torch.dtype):
-        """The scalars TF1's kernel sees: float32 values cast to the parameter dtype."""
+    def constants(self, group, dtype: torch.dtype) -> tuple[float, float, float, float]:
+        """``(alpha, 1 - beta1, 1 - beta2, eps)`` for ``group``'s next step, as TF1's kernel sees
+        them: float32 values cast to the parameter dtype (``alpha``: the bias-corrected step size).
+        Public for the fast path (``torch_port.fast``), which applies them to flat buffers."""
         real = np.float64 if dtype == torch.float64 else np.float32
         lr, eps = real(np.float32(group["lr"])), real(np.float32(group["eps"]))
         beta1, beta2 = (real(np.float32(b)) for b in group["betas"])
@@ -68,8 +70,8 @@ class TFAdam(Optimizer):
         return float(alpha), float(one - beta1), float(one - beta2), float(eps)
 
     @staticmethod
-    def _finish(group) -> None:
-        """TF1's ``_finish``: the beta powers are multiplied by beta in float32 after the update."""
+    def advance(group) -> None:
+        """After a step, TF1's ``_finish``: the beta powers are multiplied by beta in float32."""
         for key, beta in (("beta1_power", group["betas"][0]), ("beta2_power", group["betas"][1])):
             group[key] = float(np.float32(np.float32(group[key]) * np.float32(beta)))
         group["step"] += 1
@@ -90,7 +92,7 @@ class TFAdam(Optimizer):
                 if not state:
                     state["m"] = torch.zeros_like(p, memory_format=torch.preserve_format)
                     state["v"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-            alpha, one_minus_b1, one_minus_b2, eps = self._constants(group, params[0].dtype)
+            alpha, one_minus_b1, one_minus_b2, eps = self.constants(group, params[0].dtype)
             grads = [p.grad for p in params]
             ms = [self.state[p]["m"] for p in params]
             vs = [self.state[p]["v"] for p in params]
@@ -108,16 +110,8 @@ class TFAdam(Optimizer):
             denominators = torch._foreach_sqrt(vs)
             torch._foreach_add_(denominators, eps)
             torch._foreach_addcdiv_(params, ms, denominators, value=-alpha)
-            self._finish(group)
+            self.advance(group)
         return loss
-
-
-def tf1_beta_power(beta: float, steps_done: int) -> np.float32:
-    """TF1's ``beta_power`` accumulator after ``steps_done`` steps: float32 beta, times beta each step."""
-    power = np.float32(beta)
-    for _ in range(steps_done):
-        power = np.float32(power * np.float32(beta))
-    return power
 
 
 OPTIMIZERS = ("tf-adam", "keras-adam", "adam")

@@ -1,4 +1,4 @@
-"""Weight transfer between the four layouts: round trips, and refusals with a clear message."""
+"""The tutorial's weights between its implementations' layouts: round trips, clear refusals."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ import itertools
 import numpy as np
 import pytest
 
-from parity.transfer import IMPLEMENTATIONS, TransferError, to_canonical, to_native, transfer
+from parity.errors import TransferError
+from parity.tutorial_layouts import to_canonical, to_native, transfer
+from signs.implementations import NAMES as IMPLEMENTATIONS
 from signs.weights import load_initial_parameters
 
 
@@ -29,7 +31,7 @@ def test_keras_kernels_are_transposed_and_biases_flat(canonical):
     assert keras["fc1/kernel"].shape == (12288, 25)
     np.testing.assert_array_equal(keras["fc1/kernel"], canonical["W1"].T)
     assert keras["fc3/bias"].shape == (6,)
-    torch_nn = to_native("torch-nn", canonical)
+    torch_nn = to_native("idiomatic", canonical)
     np.testing.assert_array_equal(torch_nn["fc1.weight"], canonical["W1"])  # (out, in) on both
 
 
@@ -42,10 +44,10 @@ def test_untransposed_keras_kernel_is_refused_with_a_hint(canonical):
 
 
 def test_mismatched_names_are_refused(canonical):
-    values = to_native("torch-nn", canonical)
+    values = to_native("idiomatic", canonical)
     values["fc4.weight"] = values.pop("fc3.weight")
     with pytest.raises(TransferError, match=r"missing \['fc3.weight'\], unexpected \['fc4.weight'\]"):
-        to_canonical("torch-nn", values)
+        to_canonical("idiomatic", values)
 
 
 def test_unknown_implementation_is_refused(canonical):
