@@ -39,6 +39,7 @@ from signs.cli import ArgumentParser, add_data_arguments, positive_int, run_main
 from signs.data import load_tutorial_arrays  # noqa: E402
 from signs.errors import InputError  # noqa: E402
 from signs.files import atomic_write  # noqa: E402
+from torch_port.dtypes import torch_dtype  # noqa: E402
 
 IMPLS = implementations.IMPLEMENTATIONS
 REFERENCE = implementations.REFERENCE
@@ -132,7 +133,7 @@ def main(argv=None) -> int:
     modules, skipped = load_impls(args.impls, args.threads)
     m = data[0].shape[1]
     steps = len(floor_mod.epoch_batches(m, 32))
-    dtype = getattr(torch, args.dtype)
+    dtype = torch_dtype(args.dtype)
 
     results = {}
     for name in modules:

@@ -37,3 +37,20 @@ class TraceCache:
 @pytest.fixture(scope="session")
 def traces(data) -> TraceCache:
     return TraceCache(data)
+
+
+@pytest.fixture
+def cuda_full_float32():
+    """Skip without a CUDA device; otherwise run the test with TF32 off, then restore the flags.
+
+    TF32 rounds matmul and convolution inputs to 10 mantissa bits (cuDNN convolutions allow it
+    by default, matmuls do not); the goldens were made on CPU in full float32.
+    """
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device: the CUDA parity test needs one (run it on a GPU machine)")
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    yield
+    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved

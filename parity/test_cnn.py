@@ -238,14 +238,7 @@ def test_torch_cpu_matches_cnn_golden(batches, dtype):
 @pytest.mark.gpu
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_torch_cuda_matches_cnn_golden(batches, dtype, mode):
-    torch = pytest.importorskip("torch")
-    if not torch.cuda.is_available():
-        pytest.skip("no CUDA device: the CUDA parity test needs one (run it on a GPU machine)")
-    # TF32 would round convolution and matmul inputs to 10 mantissa bits; cuDNN convolutions
-    # allow it by default. The golden was made on CPU in full float32.
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
+def test_torch_cuda_matches_cnn_golden(batches, dtype, mode, cuda_full_float32):
     result = golden.torch_cnn_against_golden(dtype, mode, CNN_CUDA[dtype], device="cuda", batch_list=batches)
     assert len(result.steps) == golden.CNN_STEPS
     print(f"\nCUDA CNN vs Keras golden, {dtype} {mode}: "

@@ -28,6 +28,7 @@ from parity.generic import (  # noqa: E402
 )
 from parity.layers import keras_to_torch, match_layers, torch_to_keras  # noqa: E402
 from signs.errors import InputError  # noqa: E402
+from torch_port.dtypes import torch_dtype  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel:UserWarning")
 F64 = "float64"
@@ -275,7 +276,7 @@ def tiny_pair(dtype=F64, seed=0):
                           keras.layers.Dense(5, activation="relu", dtype=dtype, name="hidden"),
                           keras.layers.Dense(3, dtype=dtype, name="out")])
     randomize(k, seed)
-    t = nn.Sequential(nn.Linear(8, 5), nn.ReLU(), nn.Linear(5, 3)).to(getattr(torch, dtype))
+    t = nn.Sequential(nn.Linear(8, 5), nn.ReLU(), nn.Linear(5, 3)).to(torch_dtype(dtype))
     return k, t
 
 

@@ -72,14 +72,8 @@ def test_torch_cpu_matches_golden(data, goldens, dtype, impl):
 
 
 @pytest.mark.gpu
+@pytest.mark.parametrize("impl", TORCH)
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_torch_cuda_matches_golden(data, goldens, dtype):
-    torch = pytest.importorskip("torch")
-    if not torch.cuda.is_available():
-        pytest.skip("no CUDA device: the CUDA parity test needs one (run it on a GPU machine)")
-    # TF32 would round matmul inputs to 10 mantissa bits; TF's goldens were made on CPU in
-    # full float32, so TF32 must be off (torch's default for matmul, set explicitly here).
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
-    cost, params = check_torch_against_golden(data, goldens[dtype], dtype, "cuda")
-    print(f"CUDA vs TF1 golden, {dtype}: cost {cost:.2e}, params {params:.2e} (max normwise rel.)")
+def test_torch_cuda_matches_golden(data, goldens, dtype, impl, cuda_full_float32):
+    cost, params = check_torch_against_golden(data, goldens[dtype], dtype, "cuda", impl)
+    print(f"CUDA {impl} vs TF1 golden, {dtype}: cost {cost:.2e}, params {params:.2e} (max normwise rel.)")

@@ -27,6 +27,8 @@ import numpy as np
 import torch
 from torch.optim import Optimizer
 
+from torch_port.dtypes import dtype_name
+
 
 class TFAdam(Optimizer):
     """TF1 ``AdamOptimizer``'s update rule (defaults: lr 1e-3, betas 0.9/0.999, eps 1e-8)."""
@@ -56,7 +58,7 @@ class TFAdam(Optimizer):
         """``(alpha, 1 - beta1, 1 - beta2, eps)`` for ``group``'s next step, as TF1's kernel sees
         them: float32 values cast to the parameter dtype (``alpha``: the bias-corrected step size).
         Public for the fast path (``torch_port.fast``), which applies them to flat buffers."""
-        real = np.float64 if dtype == torch.float64 else np.float32
+        real = np.dtype(dtype_name(dtype)).type
         lr, eps = real(np.float32(group["lr"])), real(np.float32(group["eps"]))
         beta1, beta2 = (real(np.float32(b)) for b in group["betas"])
         if self.beta_powers == "tf1":
