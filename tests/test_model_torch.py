@@ -6,6 +6,7 @@ The TF-side comparisons of the same functions are in ``test_model_tf.py``.
 from __future__ import annotations
 
 import copy
+import functools
 import io
 
 import numpy as np
@@ -418,8 +419,8 @@ class _Stop(Exception):
 
 
 def _train(fast: bool):
-    """The fast path's train, or the readable loop's."""
-    return fast_path.train if fast else nn_model.train
+    """The fast path's train with TFAdam's own ten passes (bit for bit), or the readable loop's."""
+    return functools.partial(fast_path.train, adam_kernel="exact") if fast else nn_model.train
 
 
 def _first_records(arrays, dtype, fast, steps=3):
@@ -489,3 +490,20 @@ def test_fast_train_resumes_bit_for_bit(tutorial_arrays, torch_one_thread):
                                   resume=saved)
         for name in whole:
             assert np.array_equal(whole[name], resumed[name]), (fast, name)
+
+
+@pytest.mark.parametrize("dtype,bound", [("float64", 1e-13), ("float32", 1e-5)])
+def test_fused_adam_kernel_is_tf_adam_to_round_off(tutorial_arrays, dtype, bound):
+    """The default fast path folds TF1's step size into torch's fused Adam kernel: over an epoch
+    it stays at round-off from TFAdam's own passes, and it really is another kernel."""
+    runs = {kernel: fast_path.train(*tutorial_arrays, num_epochs=1, print_cost=False, dtype=dtype,
+                                    adam_kernel=kernel)[0] for kernel in ("exact", "fused")}
+    worst = max(float(np.abs(runs["exact"][n] - runs["fused"][n]).max() / np.abs(runs["exact"][n]).max())
+                for n in runs["exact"])
+    assert 0 < worst <= bound, worst
+
+
+def test_unknown_adam_kernel_is_refused(tutorial_arrays):
+    with pytest.raises(ValueError, match="adam_kernel must be one of exact, fused"):
+        fast_path.train(*tutorial_arrays, num_epochs=1, print_cost=False, adam_kernel="nope")
+

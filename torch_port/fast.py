@@ -1,10 +1,14 @@
-"""The idiomatic port's training loop without the overhead: same numbers, bit for bit.
+"""The idiomatic port's training loop without the overhead.
 
-:func:`train` has the signature and hook protocol of :func:`torch_port.nn_model.train` and
-returns the same bits: it runs the *same ATen kernels on the same operand layouts* as
-``nn.Linear`` + ``F.cross_entropy`` + ``loss.backward()`` + ``TFAdam.step``, only without
-what surrounds them (where the readable loop's time goes is measured in
-``benchmarks/README.md``). ``python -m torch_port.train`` runs it by default (``--impl fast``).
+:func:`train` has the signature and hook protocol of :func:`torch_port.nn_model.train`. With
+``adam_kernel="exact"`` (``--impl fast-exact``) it returns the readable loop's bits: it runs
+the *same ATen kernels on the same operand layouts* as ``nn.Linear`` + ``F.cross_entropy`` +
+``loss.backward()`` + ``TFAdam.step``, only without what surrounds them (where the readable
+loop's time goes is measured in ``benchmarks/README.md``). With ``adam_kernel="fused"``
+(``--impl fast``, the default of ``python -m torch_port.train``) TF1's Adam update runs as
+one pass of torch's fused Adam kernel instead of ten (see :class:`FlatAdam`): the same
+formula, other roundings (float64: ~1e-16; float32: ~1e-7), so its bits differ from the
+readable loop's while its parity with TF1 stays within the stated tolerances.
 
 What this loop does instead:
 
@@ -18,7 +22,7 @@ What this loop does instead:
 * the parameters, gradients and both Adam moments live in one flat buffer each (the module's
   parameters and the optimizer's state are views into them), so TF1's Adam update is ten
   in-place passes over one buffer instead of twelve allocating passes per parameter
-  (see :func:`tf_adam_flat`);
+  (:func:`tf_adam_flat`), or one pass of the fused kernel;
 * the batch costs go into a preallocated vector; the epoch cost is summed at the end of the
   epoch in the same order and dtype as the readable loop (one host sync per epoch, none per
   step).
@@ -80,12 +84,25 @@ class FlatAdam:
     and :attr:`v` (existing values are copied in, e.g. after ``load_state_dict``), so
     ``state_dict()``, ``adam_slots`` and ``load_adam_slots`` keep working. :meth:`step` is
     ``TFAdam.step`` on the flat buffers; the beta powers advance in the optimizer's group.
+
+    ``kernel="exact"``: :func:`tf_adam_flat`, TFAdam's bits. ``kernel="fused"``: torch's fused
+    Adam kernel (``torch._fused_adam_``, one pass, CPU and CUDA), which computes
+    ``p -= lr / bc1 * m / (sqrt(v) / bc2 + eps)`` with ``bc1 = 1 - beta1**t`` and
+    ``bc2 = sqrt(1 - beta2**t)`` from its step count ``t``. Handing it ``lr = alpha * bc1 / bc2``
+    and ``eps = eps_tf1 / bc2`` makes that ``p -= alpha * m / (sqrt(v) + eps_tf1)``, TF1's update
+    with TF1's own step size ``alpha`` (its float32 beta-power accumulators, or Keras's
+    ``beta ** t``): the same formula up to round-off.
     """
 
-    def __init__(self, params: list[nn.Parameter], optimizer: TFAdam):
+    KERNELS = ("exact", "fused")
+
+    def __init__(self, params: list[nn.Parameter], optimizer: TFAdam, kernel: str = "exact"):
         if not isinstance(optimizer, TFAdam) or len(optimizer.param_groups) != 1:
             raise ValueError("the fast path needs a TFAdam with one parameter group "
                              "(optimizer 'tf-adam' or 'keras-adam')")
+        if kernel not in self.KERNELS:
+            raise ValueError(f"adam_kernel must be one of {', '.join(self.KERNELS)}, got {kernel!r}")
+        self.kernel = kernel
         self.optimizer, self.group = optimizer, optimizer.param_groups[0]
         self.p = torch.cat([q.detach().reshape(-1) for q in params])
         self.g = torch.zeros_like(self.p)
@@ -104,10 +121,22 @@ class FlatAdam:
             q.grad = self.g[offset:offset + size].view(shape)
             offset += size
 
+        # the fused kernel's step count (float32, as torch.optim.Adam keeps it), on the device
+        self.kernel_step = torch.zeros((), dtype=torch.float32, device=self.p.device)
+
     def step(self) -> None:
         alpha, one_minus_b1, one_minus_b2, eps = self.optimizer.constants(self.group, self.p.dtype)
-        tf_adam_flat(self.p, self.g, self.m, self.v, self.scratch, alpha, one_minus_b1,
-                     one_minus_b2, eps)
+        if self.kernel == "exact":
+            tf_adam_flat(self.p, self.g, self.m, self.v, self.scratch, alpha, one_minus_b1,
+                         one_minus_b2, eps)
+        else:
+            beta1, beta2 = (float(np.float32(b)) for b in self.group["betas"])  # TF1's float32 betas
+            t = self.group["step"] + 1
+            bias1, bias2 = 1.0 - beta1 ** t, (1.0 - beta2 ** t) ** 0.5  # what the kernel computes
+            self.kernel_step.fill_(t)
+            torch._fused_adam_([self.p], [self.g], [self.m], [self.v], [], [self.kernel_step],
+                               lr=alpha * bias1 / bias2, beta1=beta1, beta2=beta2, weight_decay=0.0,
+                               eps=eps / bias2, amsgrad=False, maximize=False)
         self.optimizer.advance(self.group)
 
 
@@ -124,9 +153,10 @@ class FastStep:
     """
 
     def __init__(self, net: nn.Module, optimizer: TFAdam, x_all: torch.Tensor, y_all: torch.Tensor,
-                 batch_size: int):
+                 batch_size: int, adam_kernel: str = "exact"):
         layers = [net.fc1, net.fc2, net.fc3]
-        self.adam = FlatAdam([t for layer in layers for t in (layer.weight, layer.bias)], optimizer)
+        self.adam = FlatAdam([t for layer in layers for t in (layer.weight, layer.bias)], optimizer,
+                             adam_kernel)
         # detached aliases of the (now flat-buffer) parameters: no autograd bookkeeping per op
         self.weights = [layer.weight.detach() for layer in layers]
         self.biases = [layer.bias.detach() for layer in layers]
@@ -194,8 +224,9 @@ class FastStep:
 def train(X_train, Y_train, X_test, Y_test, learning_rate=0.0001, num_epochs=1500,
           minibatch_size=32, print_cost=True, *, dtype="float32", seed=3,
           initial_parameters=None, hook=None, device="cpu", optimizer="tf-adam",
-          epoch_cost="original", resume=None, on_epoch_end=None, progress=False):
-    """:func:`torch_port.nn_model.train` without its overhead; same arguments, same results.
+          epoch_cost="original", resume=None, on_epoch_end=None, progress=False, adam_kernel="exact"):
+    """:func:`torch_port.nn_model.train` without its overhead; same arguments, same results
+    (bit for bit with ``adam_kernel="exact"``; to round-off with ``"fused"``, see :class:`FlatAdam`).
 
     ``optimizer`` must be ``"tf-adam"`` or ``"keras-adam"`` (``"adam"``, torch's own Adam,
     has no fast path: use ``nn_model.train``). ``hook``, ``resume`` and ``on_epoch_end``
@@ -210,7 +241,7 @@ def train(X_train, Y_train, X_test, Y_test, learning_rate=0.0001, num_epochs=150
                            initial_parameters=initial_parameters, device=device, optimizer=optimizer,
                            epoch_cost=epoch_cost, resume=resume)
     net, adam, dataset, sampler, costs = setup.net, setup.optimizer, setup.dataset, setup.sampler, setup.costs
-    fast = FastStep(net, adam, dataset.x, dataset.y, minibatch_size)
+    fast = FastStep(net, adam, dataset.x, dataset.y, minibatch_size, adam_kernel)
     named = setup.named
     batch_costs = torch.empty(len(sampler), dtype=setup.dtype, device=device)
     cost_slots = batch_costs.unbind(0)  # 0-dim views, made once

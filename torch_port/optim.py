@@ -78,6 +78,21 @@ class TFAdam(Optimizer):
             group[key] = float(np.float32(np.float32(group[key]) * np.float32(beta)))
         group["step"] += 1
 
+    # torch.optim.Optimizer wraps these four in torch._disable_dynamo, whose first call imports
+    # torch._dynamo: about as long as ``import torch`` itself, before the first epoch. TFAdam is
+    # not meant for torch.compile, so it calls the plain functions (the wrappers' __wrapped__).
+    def add_param_group(self, param_group: dict) -> None:
+        _plain(Optimizer.add_param_group)(self, param_group)
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        _plain(Optimizer.zero_grad)(self, set_to_none)
+
+    def state_dict(self) -> dict:
+        return _plain(Optimizer.state_dict)(self)
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        _plain(Optimizer.load_state_dict)(self, state_dict)
+
     @torch.no_grad()
     def step(self, closure=None):
         loss = None
@@ -114,6 +129,11 @@ class TFAdam(Optimizer):
             torch._foreach_addcdiv_(params, ms, denominators, value=-alpha)
             self.advance(group)
         return loss
+
+
+def _plain(method):
+    """The function under a ``functools.wraps`` decorator (the method itself if undecorated)."""
+    return getattr(method, "__wrapped__", method)
 
 
 OPTIMIZERS = ("tf-adam", "keras-adam", "adam")
