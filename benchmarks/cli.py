@@ -9,7 +9,9 @@ benchmarks/floor.py) in every round too. Prints one table:
                        so setup, graph construction and evaluation are excluded), best and
                        median over all measured epochs of all rounds
   steps/s              mini-batch steps per second at the best epoch time
-  x TF1, x floor       best epoch time divided by the TF1 original's and by the floor's
+  x TF1, x floor,      best epoch time divided by the TF1 original's, the floor's and the
+  x limit              physical limit's (the least time this machine's measured peak GEMM rate
+                       and memory bandwidth allow for the epoch's FLOPs and bytes, a row of its own)
   final cost           softmax cross-entropy of the trained parameters on the whole training
                        set, computed in float64 NumPy (so speed never hides a numerical change)
   rel. diff vs tf1     largest normwise relative difference of the trained parameters from
@@ -32,6 +34,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import torch  # noqa: E402
 
 from benchmarks import floor as floor_mod  # noqa: E402
+from benchmarks import limit as limit_mod  # noqa: E402
 from benchmarks import report, scaling  # noqa: E402
 from benchmarks.runner import Result, full_batch_cost, max_relative_difference, run_once  # noqa: E402
 from signs import implementations  # noqa: E402
@@ -159,6 +162,8 @@ def main(argv=None) -> int:
             floor_parts.setdefault(key, []).extend(values)
         progress(f"[{round_}/{args.repeats}] {'floor':<19} {floor.run_seconds[-1]:.4f} s/epoch")
 
+    progress("measuring the physical limit (peak GEMM rate, memory bandwidth)")
+    limit = limit_mod.measure(m, 32, dtype=dtype, device=args.device)
     reference = REFERENCE if REFERENCE in results else next(iter(results), None)
     X, Y = data[0], data[1]
     for result in results.values():
@@ -169,7 +174,7 @@ def main(argv=None) -> int:
     print(f"{args.epochs} epochs x {args.repeats} rounds, {args.dtype}, {source.kind} data (m = {m}), "
           f"torch threads {torch.get_num_threads()}, device {args.device}"
           + (" (CUDA figures: torch rows and floor)" if args.device == "cuda" else ""))
-    print(report.table(ordered, floor, reference, (floor_with_gather,)))
+    print(report.table(ordered, floor, reference, (floor_with_gather,), limit))
     for name, reason in skipped.items():
         print(f"skipped {name}: {reason}")
 
@@ -188,7 +193,7 @@ def main(argv=None) -> int:
                               "see benchmarks/runner.py"}
         doc = report.document(ordered, floor, floor_parts, reference,
                               report.machine_info(args.device), settings, skipped, scaling_rows,
-                              floor_with_gather)
+                              floor_with_gather, limit)
         atomic_write(json_path, lambda handle: handle.write(json.dumps(doc, indent=2).encode()))
         progress(f"wrote {json_path}")
     return 0

@@ -50,6 +50,25 @@ def test_benchmark_runs_and_writes_json(tmp_path, small_data_dir):
     assert costs[0] == pytest.approx(costs[1], rel=1e-5)
     assert doc["floor"]["seconds_per_epoch"] > 0
     assert doc["machine"]["cores"] >= 1 and doc["machine"]["torch"] == torch.__version__
+    # the physical limit: a row, and every implementation's distance to it
+    assert "physical limit" in result.stdout and "x limit" in result.stdout
+    limit = doc["limit"]["seconds_per_epoch"]
+    assert 0 < limit < doc["floor"]["seconds_per_epoch"]
+    for name in impls:
+        figures = doc["implementations"][name]
+        assert figures["ratio_to_limit"] == pytest.approx(figures["seconds_per_epoch"] / limit)
+
+
+def test_epoch_work_counts_the_tutorials_flops_and_bytes():
+    from benchmarks.limit import epoch_work
+
+    work = epoch_work(1080, 32, dtype=torch.float32)
+    layers = 12288 * 25 + 25 * 12 + 12 * 6
+    # forward and weight gradients of every layer, input gradients of layers 2 and 3
+    assert work["flops"] == 1080 * (2 * 2 * layers + 2 * (25 * 12 + 12 * 6))
+    assert work["data_bytes"] == 1080 * 12288 * 4  # the data set read once per epoch
+    parameters = layers + 25 + 12 + 6
+    assert work["steps"] == 34 and work["adam_bytes"] == 34 * 7 * parameters * 4
 
 
 def test_a_bad_argument_exits_2_with_one_line():
