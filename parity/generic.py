@@ -232,8 +232,6 @@ def run_keras(model, loss, optimizer, batches: list, match: LayerMatch,
     import tensorflow as tf
 
     variables = list(model.trainable_variables)
-    weights = {id(w.keras_variable): w for w in match.trainable()}
-    maps = [weights[id(v)] for v in variables]
     dtype = dtype_name(variables[0].dtype)
     if not optimizer.built:
         optimizer.build(variables)
@@ -252,12 +250,12 @@ def run_keras(model, loss, optimizer, batches: list, match: LayerMatch,
         grads = [np.zeros(tuple(v.shape), dtype) if g is None else np.asarray(tf.convert_to_tensor(g))
                  for g, v in zip(grads, variables)]
         record = {"step": step, "cost": float(np.asarray(cost)), "output": output,
-                  "grads": {w.torch_name: w.to_torch(g) for w, g in zip(maps, grads)},
-                  "params": {w.torch_name: w.to_torch(v.numpy()) for w, v in zip(maps, variables)}}
+                  "grads": match.to_torch_values(variables, grads),
+                  "params": match.to_torch_values(variables, [v.numpy() for v in variables])}
         scale = _keras_slot_scale(optimizer)
         for slot, values in keras_slots(optimizer, variables).items():
-            record[slot] = {w.torch_name: w.to_torch(s.numpy() * scale[slot]).astype(dtype)
-                            for w, s in zip(maps, values)}
+            slots = match.to_torch_values(variables, [s.numpy() * scale[slot] for s in values])
+            record[slot] = {name: value.astype(dtype) for name, value in slots.items()}
         records.append(record)
     return records
 
@@ -332,7 +330,7 @@ def step_parity(keras_model, keras_loss, keras_optimizer, torch_module, torch_lo
     match.raise_if_problems("Keras -> torch")
     if transfer:
         load_torch_state(torch_module, keras_state(match))
-    names = [w.torch_name for w in match.trainable()]
+    names = match.torch_names()
     reference = run_keras(keras_model, keras_loss, keras_optimizer, batches, match, input_layout)
     other = run_torch(torch_module, torch_loss, torch_optimizer, batches,
                       teacher=reference if mode == "teacher-forced" else None,
