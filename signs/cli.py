@@ -1,16 +1,40 @@
-"""Helpers shared by the command-line entry points of both sides (framework-free)."""
+"""Helpers shared by the command-line entry points of both sides (framework-free).
+
+Exit statuses of every command that goes through :func:`run_main` (``docs/errors.md``):
+
+====  ==========================================================================
+0     done (``parity report``: within tolerance)
+1     ``parity report``: outside tolerance; anything unexpected (a traceback)
+2     bad input: one ``error:`` line naming the input (:class:`InputError`)
+3     a file could not be written: one line naming it and the cause
+      (:class:`signs.files.WriteError`); the previous file is kept
+4     the output directory is in use by another run (:class:`signs.runs.DirectoryInUse`)
+130   stopped by SIGINT (Ctrl-C); 143: by SIGTERM (128 + the signal's number). Training
+      commands save a checkpoint first and say how to resume (:class:`signs.runs.Interrupted`)
+====  ==========================================================================
+"""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
 import os
+import signal
 import sys
 from collections.abc import Callable
 
 from signs.errors import InputError
+from signs.files import WriteError
+from signs.runs import DirectoryInUse, Interrupted, signal_name, signals_interrupt
 
 EXIT_BAD_INPUT = 2
+EXIT_WRITE_FAILED = 3
+EXIT_DIRECTORY_IN_USE = 4
+
+
+def exit_status_for_signal(signum: int) -> int:
+    """The status after stopping on signal ``signum``: 128 + its number, as shells report."""
+    return 128 + int(signum)
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -45,9 +69,30 @@ def native_stderr_silenced():
 
 
 def run_main(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> int:
-    """Run ``main(argv)``; turn :class:`InputError` into one line on stderr and exit status 2."""
+    """Run ``main(argv)``; turn the expected failures into one ``error:`` line on stderr.
+
+    :class:`InputError` -> 2, :class:`~signs.files.WriteError` -> 3,
+    :class:`~signs.runs.DirectoryInUse` -> 4, :class:`~signs.runs.Interrupted` and a stop
+    signal (SIGINT, or SIGTERM, which :func:`~signs.runs.signals_interrupt` turns into a
+    ``KeyboardInterrupt`` while ``main`` runs) -> 128 + the signal's number.
+    """
     try:
-        return main(argv)
+        with signals_interrupt():
+            return main(argv)
+    except Interrupted as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exit_status_for_signal(exc.signum)
+    except KeyboardInterrupt as exc:
+        signum = getattr(exc, "signum", signal.SIGINT)
+        print(f"error: stopped by {signal_name(signum)} before the end; files already written are "
+              "complete (no partial files)", file=sys.stderr)
+        return exit_status_for_signal(signum)
+    except WriteError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_WRITE_FAILED
+    except DirectoryInUse as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_DIRECTORY_IN_USE
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -107,7 +152,8 @@ def add_training_arguments(parser: argparse.ArgumentParser, default_epochs: int 
     parser.add_argument("--batch-size", type=positive_int, default=32,
                         help="mini-batch size (default: 32)")
     parser.add_argument("--seed", type=int, default=3,
-                        help="data-order seed: epoch e shuffles with np.random.seed(seed + e) "
-                        "(default: 3, as the original; weights are always Glorot seed 1)")
+                        help="data-order seed: epoch e (counted from 0) shuffles with "
+                        "np.random.seed(seed + e + 1), as the original's seed = seed + 1 at each "
+                        "epoch's start (default: 3; weights are always Glorot seed 1)")
     parser.add_argument("--dtype", choices=("float32", "float64"), default="float32",
                         help="float32 (the tutorial's) or float64 (exact parity work)")

@@ -163,7 +163,7 @@ def _cli_argv(cli: str, out: Path, argv: list[str]) -> list[str]:
     if cli == "tf":
         return [*argv, "--save-weights", str(out / "weights.npz"), "--plot", str(out / "costs.png"),
                 "--quiet", "--epochs", "1"]
-    return ["report", *argv, "--pair", "torch:torch-nn", "--steps", "1",
+    return ["report", *argv, "--pair", "line-by-line:idiomatic", "--steps", "1",
             "--json", str(out / "report.json"), "--plot", str(out / "costs.png")]
 
 
@@ -314,7 +314,8 @@ NONSENSE = {
     "torch": [["--epochs", "many"], ["--epochs", "-2"], ["--lr", "inf"], ["--lr", "-1e-3"],
               ["--batch-size", "0"], ["--batch-size", "2.5"], ["--seed", "abc"], ["--dtype", "float16"],
               ["--impl", "tf1"], ["--optimizer", "sgd"], ["--device", "gpu0"], ["--threads", "-1"],
-              ["--checkpoint-every", "x"], ["--data", "mnist"], ["--no-such-option", "1"]],
+              ["--checkpoint-every", "x"], ["--data", "mnist"], ["--no-such-option", "1"],
+              ["--plain-loop"], ["--on-write-error", "ignore"]],
     "tf": [["--epochs", "1.5"], ["--lr", "nan"], ["--lr", "0"], ["--batch-size", "-32"],
            ["--impl", "torch"], ["--dtype", "half"], ["--data", "cifar"], ["--weights-of", "x"]],
     "report": [["--steps", "0"], ["--steps", "lots"], ["--lr", "-inf"], ["--batch-size", "0"],
@@ -329,7 +330,21 @@ def test_cli_rejects_nonsense_value(cli, argv, synthetic_dir, outputs, capsys):
     check_cli(cli, [*argv, "--data-dir", synthetic_dir], [argv[0]], outputs, capsys)
 
 
-@pytest.mark.parametrize("pair", ["torch:torch", "torch", "tf1:pytorch", "torch:torch-nn:keras"])
+REFUSED_COMBINATIONS = {  # options each valid alone: (argv, what the line must say)
+    "fast has no torch.optim.Adam": (["--optimizer", "adam"], ["fast implements only", "'adam'"]),
+    "fast has no torch.optim.Adam, named": (["--impl", "fast", "--optimizer", "adam"], ["--impl idiomatic"]),
+    "line-by-line keeps the original's cost": (["--impl", "line-by-line", "--epoch-cost", "mean"],
+                                               ["--epoch-cost mean", "line-by-line"]),
+}
+
+
+@pytest.mark.parametrize("case", list(REFUSED_COMBINATIONS))
+def test_torch_cli_refuses_combination(case, synthetic_dir, outputs, capsys):
+    argv, expected = REFUSED_COMBINATIONS[case]
+    check_cli("torch", [*argv, "--data-dir", synthetic_dir], expected, outputs, capsys)
+
+
+@pytest.mark.parametrize("pair", ["fast:fast", "fast", "tf1:pytorch", "tf1:fast:keras"])
 def test_report_rejects_bad_pair(pair, synthetic_dir, outputs, capsys):
     out, _ = outputs
     argv = ["report", "--pair", pair, "--data-dir", synthetic_dir, "--json", out / "report.json"]
@@ -383,7 +398,7 @@ def test_real_subprocesses(bad_dirs, real_checkpoint, tmp_path):
         if cli == "report-tf":
             cli, rest = "report", ["report", *rest, "--json", out / "report.json"]
         elif cli == "report":
-            rest = ["report", *rest, "--pair", "torch:torch-nn", "--json", out / "report.json"]
+            rest = ["report", *rest, "--pair", "line-by-line:idiomatic", "--json", out / "report.json"]
         elif cli == "torch":
             rest = [*rest, "--out", out, "--quiet"]
         else:

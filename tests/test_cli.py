@@ -9,6 +9,7 @@ and the bad values run in-process through the same ``run_main`` the ``__main__``
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import signal
@@ -22,11 +23,11 @@ torch = pytest.importorskip("torch")
 from signs import flatten  # noqa: E402
 from signs.cli import run_main  # noqa: E402
 from signs.data import load_image  # noqa: E402
+from signs.implementations import DEFAULT_TORCH, get, names  # noqa: E402
 from signs.weights import PARAMETER_SHAPES, load_initial_parameters, load_parameters, save_parameters  # noqa: E402
 from tf_original import train as tf_train  # noqa: E402  (imports no TensorFlow until it trains)
 from torch_port import checkpoint as ckpt  # noqa: E402
 from torch_port import model as port  # noqa: E402
-from torch_port import nn_model  # noqa: E402
 from torch_port import train as torch_train  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
@@ -98,9 +99,13 @@ def cli_runs(tmp_path_factory, synthetic_dir, tf_blocker, photo, bad_inputs):
     if HAS_TF:
         started["tf"] = Background(["-m", "tf_original.train", "--epochs", 3, "--data", "synthetic",
                                     "--plot", "out.png"], root / "tf")
-    for impl in ("line-by-line", "idiomatic"):
+        started["tf-quiet"] = Background(["-m", "tf_original.train", "--epochs", 3, "--data", "synthetic",
+                                          "--plot", "out.png", "--quiet", "--impl", "keras"],
+                                         root / "tf-quiet")
+    for impl in ("line-by-line", DEFAULT_TORCH):  # the default, fast, without --impl
+        choice = ["--impl", impl] if impl != DEFAULT_TORCH else []
         started[impl] = Background(["-m", "torch_port.train", "--epochs", 5, "--data", "synthetic",
-                                    "--out", root / impl / "out", "--impl", impl, "--predict", photo],
+                                    "--out", root / impl / "out", *choice, "--predict", photo],
                                    root / impl, env=blocked)
     started["blocker"] = Background(["-m", "tensorflow"], root / "blocker", env=blocked)
     started["imports"] = Background(["-c", IMPORTS_NO_TF], root / "imports")
@@ -139,23 +144,24 @@ def _interrupt_at(monkeypatch, module, name, stop_epoch):
     monkeypatch.setattr(module, name, wrapper)
 
 
-@pytest.mark.parametrize("impl, module, name", [("line-by-line", port, "model"),
-                                                ("idiomatic", nn_model, "train")])
-def test_resume_after_interrupt_equals_straight_run(tmp_path, small_data_dir, monkeypatch, capsys,
-                                                    impl, module, name):
+@pytest.mark.parametrize("impl", names("torch"))
+def test_resume_after_interrupt_equals_straight_run(tmp_path, small_data_dir, monkeypatch, capsys, impl):
+    module, name = importlib.import_module(get(impl).module), get(impl).function
     common = ["--epochs", 6, "--checkpoint-every", 3, "--data-dir", small_data_dir, "--impl", impl,
               "--quiet"]
     straight = tmp_path / "straight"
     status, out, err = call(torch_train, [*common, "--out", straight], capsys)
     assert status == 0, err
     final = load_parameters(straight / "weights.npz")
+    assert (straight / "costs.png").read_bytes().startswith(PNG_SIGNATURE)  # --quiet writes the plot too
 
-    # Interrupted with Ctrl-C at the end of epoch 3 (index 2): a checkpoint, then exit 2.
+    # Interrupted with Ctrl-C at the end of epoch 3 (index 2): a checkpoint, then exit 130.
     resumed = tmp_path / "resumed"
     _interrupt_at(monkeypatch, module, name, stop_epoch=2)
     status, _, err = call(torch_train, [*common, "--out", resumed], capsys)
-    assert status == 2 and "error: interrupted after epoch 2" in err and "Traceback" not in err
+    assert status == 130 and "error: interrupted after epoch 2 (SIGINT)" in err and "Traceback" not in err
     assert not (resumed / "weights.npz").exists()
+    assert not (resumed / "run.lock").exists()
     saved = torch.load(resumed / "checkpoint.pt", weights_only=True)
     assert saved["epoch"] == 3 and saved["settings"]["num_epochs"] == 6
     monkeypatch.undo()
@@ -166,9 +172,38 @@ def test_resume_after_interrupt_equals_straight_run(tmp_path, small_data_dir, mo
     for key in final:
         assert np.array_equal(resumed_weights[key], final[key]), key  # bit for bit
     a, b = (json.loads((d / "metrics.json").read_text()) for d in (straight, resumed))
+    assert len(a["costs_every_5_epochs"]) == 2  # epochs 0 and 5, recorded though --quiet
     assert a["costs_every_5_epochs"] == b["costs_every_5_epochs"]
+    assert a["implementation"] == b["implementation"] == impl
     assert (a["train_accuracy"], a["test_accuracy"]) == (b["train_accuracy"], b["test_accuracy"])
     assert torch.load(straight / "checkpoint.pt", weights_only=True)["epoch"] == 6
+
+
+def test_mean_epoch_cost_fast_exact_equals_idiomatic(tmp_path, small_data_dir, capsys):
+    """``--epoch-cost mean`` through the CLI: fast-exact and idiomatic give the same bits."""
+    results = {}
+    for impl in ("idiomatic", "fast-exact"):
+        out = tmp_path / impl
+        status, _, err = call(torch_train, ["--epochs", 2, "--data-dir", small_data_dir, "--impl", impl,
+                                            "--epoch-cost", "mean", "--quiet", "--out", out], capsys)
+        assert status == 0, err
+        metrics = json.loads((out / "metrics.json").read_text())
+        assert metrics["epoch_cost"] == "mean" and metrics["implementation"] == impl
+        results[impl] = metrics["costs_every_5_epochs"], load_parameters(out / "weights.npz")
+    assert results["idiomatic"][0] == results["fast-exact"][0] and len(results["fast-exact"][0]) == 1
+    for key, value in results["idiomatic"][1].items():
+        assert value.tobytes() == results["fast-exact"][1][key].tobytes(), key
+
+
+def test_help_names_the_implementations_and_the_epoch_seed(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "400")  # argparse wraps at hyphens: keep "fast-exact" whole
+    with pytest.raises(SystemExit):
+        torch_train.build_parser().parse_args(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert f"(default: {DEFAULT_TORCH})" in text
+    for impl in names("torch"):
+        assert f"{impl}: {get(impl).label}" in text
+    assert "np.random.seed(seed + e + 1)" in text and "seed + e)" not in text
 
 
 def test_predict_only_with_initial_weights(tmp_path, small_data_dir, photo, capsys):
@@ -305,8 +340,8 @@ def test_resume_with_other_settings_is_refused(tmp_path, small_data_dir, capsys)
                 "lr": 0.0001, "batch_size": 32, "seed": 3, "num_epochs": 6}
     ckpt.save_checkpoint(tmp_path / "checkpoint.pt", epoch=3, optimizer=optimizer, costs=[1.8],
                          parameters={k: v.detach() for k, v in params.items()}, settings=settings)
-    status, _, err = call(torch_train, ["--epochs", 9, "--out", tmp_path, "--resume",
-                                        "--data-dir", small_data_dir], capsys)
+    status, _, err = call(torch_train, ["--epochs", 9, "--out", tmp_path, "--resume", "--impl",
+                                        "line-by-line", "--data-dir", small_data_dir], capsys)
     assert "num_epochs=6" in assert_one_line_error(status, err, TORCH_PROG)
 
 
@@ -326,7 +361,19 @@ def test_tf_original_train_synthetic_with_plot(cli_runs):
     assert (root / "tf" / "out.png").read_bytes().startswith(PNG_SIGNATURE)
 
 
-@pytest.mark.parametrize("impl", ["line-by-line", "idiomatic"])
+@pytest.mark.tf
+@pytest.mark.skipif(not HAS_TF, reason=NO_TF_REASON)
+def test_tf_original_train_quiet_still_plots(cli_runs):
+    """The tutorial records costs only when it prints them; ``--quiet`` still gets the plot."""
+    root, started = cli_runs
+    result = started["tf-quiet"].result()
+    assert result.returncode == 0, result.stderr
+    assert "Cost after" not in result.stdout and "Accuracy:" not in result.stdout
+    assert "(keras, 3 epochs" in result.stdout
+    assert (root / "tf-quiet" / "out.png").read_bytes().startswith(PNG_SIGNATURE)
+
+
+@pytest.mark.parametrize("impl", ["line-by-line", DEFAULT_TORCH])
 def test_torch_port_train_without_tensorflow(cli_runs, impl, photo):
     """``--epochs 5 --data synthetic --out DIR`` with tensorflow and keras unimportable."""
     root, started = cli_runs
@@ -345,7 +392,7 @@ def test_torch_port_train_without_tensorflow(cli_runs, impl, photo):
     assert all(v.dtype == np.float32 for v in weights.values())
     data = json.loads((out / "metrics.json").read_text())
     assert data["format_version"] == 1
-    assert data["implementation"] == f"torch {impl}" and data["impl"] == impl
+    assert data["implementation"] == impl and data["impl"] == impl
     assert data["num_epochs"] == 5 and data["lr"] == 0.0001 and data["batch_size"] == 32
     assert data["seed"] == 3 and data["dtype"] == "float32" and data["optimizer_name"] == "tf-adam"
     assert data["device"] == "cpu" and data["data"] == "synthetic"
@@ -362,10 +409,10 @@ def test_both_torch_implementations_agree(cli_runs):
     """Same weights, batches and optimizer: equal to float32 round-off after 5 epochs."""
     root, started = cli_runs
     metrics = {}
-    for impl in ("line-by-line", "idiomatic"):
+    for impl in ("line-by-line", DEFAULT_TORCH):
         assert started[impl].result().returncode == 0
         metrics[impl] = json.loads((root / impl / "out" / "metrics.json").read_text())
-    np.testing.assert_allclose(metrics["line-by-line"]["final_cost"], metrics["idiomatic"]["final_cost"],
+    np.testing.assert_allclose(metrics["line-by-line"]["final_cost"], metrics[DEFAULT_TORCH]["final_cost"],
                                rtol=1e-5)
     a, b = (load_parameters(root / impl / "out" / "weights.npz") for impl in metrics)
     for key in a:

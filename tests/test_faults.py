@@ -1,11 +1,15 @@
-"""Faults during training: a non-finite cost, Ctrl-C (SIGINT) and SIGKILL at random moments.
+"""Faults during training: a non-finite cost, Ctrl-C (SIGINT), SIGTERM and SIGKILL at random moments.
 
 * A NaN cost stops both torch implementations with ``NonFiniteCost`` naming the epoch and the
   step; through the CLI it is exit 2 and one error line, and the previous ``checkpoint.pt`` in
   ``--out`` stays byte-identical.
-* SIGINT to a real ``python -m torch_port.train`` subprocess saves a checkpoint and exits 2 with
-  "interrupted after epoch N: saved ..."; ``--resume`` then ends with the very weights of an
-  uninterrupted run, bit for bit.
+* SIGINT or SIGTERM (``docker stop``, a scheduler's preemption) to a real
+  ``python -m torch_port.train`` subprocess saves a checkpoint and exits 130 or 143 with
+  "interrupted after epoch N (SIGTERM): saved ..."; ``--resume`` then ends with the very
+  weights of an uninterrupted run, bit for bit. Signals sent again and again while it saves
+  change nothing of that.
+* SIGTERM to ``python -m tf_original.train`` (no checkpoint there) stops it with one line,
+  exit 143, nothing written.
 * SIGKILL at seeded random moments (three runs, killed concurrently): the ``checkpoint.pt`` left loads,
   and resuming from it again ends bit for bit where the uninterrupted run does.
 
@@ -23,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from signs_testing import Background, write_split
+from signs_testing import HAS_TF, NO_TF_REASON, Background, cli_env, write_split
 
 torch = pytest.importorskip("torch")
 
@@ -85,10 +89,29 @@ def _wait_for_replacement(path: Path, run: Background, timeout: float = 180) -> 
         time.sleep(0.005)
 
 
+def _signal_during_save(run: Background, path: Path, timeout: float = 180) -> int:
+    """Once the run acted on the first signal (its notice is on stderr), send SIGINT and SIGTERM
+    in turn every 2 ms until ``path`` is replaced (the save that the first signal asked for is
+    done) or the run ended; return how many were sent."""
+    inode, sent = path.stat().st_ino, 0
+    deadline = time.monotonic() + timeout
+    while "finishing this epoch" not in (run.cwd / ".stderr").read_text() and run.process.poll() is None \
+            and time.monotonic() < deadline:
+        time.sleep(0.001)
+    while time.monotonic() < deadline and run.process.poll() is None:
+        if path.stat().st_ino != inode:
+            break
+        run.process.send_signal((signal.SIGINT, signal.SIGTERM)[sent % 2])
+        sent += 1
+        time.sleep(0.002)
+    return sent
+
+
 def _interrupt_then_resume(job: dict, signum: int, delay: float):
-    """Send ``signum`` ``delay`` s after the run's first checkpoint appeared; once the run is
-    over, record what it left (``job["saved"]``: the loaded checkpoint, or the exception) and
-    start the resumed run (``--resume`` if a checkpoint is there, else from scratch)."""
+    """Send ``signum`` ``delay`` s after the run's first checkpoint appeared (with
+    ``job["again"]``, then more signals while it saves); once the run is over, record what it
+    left (``job["saved"]``: the loaded checkpoint, or the exception) and start the resumed run
+    (``--resume`` if a checkpoint is there, else from scratch)."""
     run, out = job["run"], job["out"]
     _wait_for(out / "checkpoint.pt", run)
     for _ in range(job["later_saves"]):  # each save replaces the file: a new inode
@@ -96,6 +119,8 @@ def _interrupt_then_resume(job: dict, signum: int, delay: float):
     time.sleep(delay)
     if run.process.poll() is None:
         run.process.send_signal(signum)
+        if job.get("again"):
+            job["sent_again"] = _signal_during_save(run, out / "checkpoint.pt")
     job["result"] = run.result()
     job["saved"] = None
     if (out / "checkpoint.pt").exists():
@@ -116,15 +141,18 @@ def launched(tmp_path_factory, mid_data_dir):
     rng = random.Random(20240808)
     straight = Background(_train_argv(root / "straight", "--data-dir", mid_data_dir), root / "straight")
     # (signal, further saves to wait for, then seconds to wait): kills land in mid-epoch or mid-save
-    signals = {"sigint": (signal.SIGINT, 0, 0.0)}
+    signals = {"sigint": (signal.SIGINT, 0, 0.0), "sigterm": (signal.SIGTERM, 0, 0.0),
+               "sigterm-again": (signal.SIGTERM, 0, 0.0)}
     signals.update({f"kill{k}": (signal.SIGKILL, rng.randint(0, 4), rng.uniform(0.0, 0.15))
                     for k in range(KILL_RUNS)})
     jobs, threads = {}, []
     for name, (signum, later_saves, delay) in signals.items():
         out = root / name
-        argv = _train_argv(out, "--data-dir", mid_data_dir, "--checkpoint-every", "1")
+        # sigterm: stopped after its first periodic checkpoint (epoch 3), before the next
+        every = "3" if name == "sigterm" else "1"
+        argv = _train_argv(out, "--data-dir", mid_data_dir, "--checkpoint-every", every)
         jobs[name] = {"run": Background(argv, root / f"{name}-cwd"), "out": out, "argv": argv,
-                      "later_saves": later_saves}
+                      "later_saves": later_saves, "again": name == "sigterm-again"}
         threads.append(threading.Thread(target=_interrupt_then_resume, args=(jobs[name], signum, delay)))
         threads[-1].start()
     yield {"straight": straight, "jobs": jobs, "threads": threads}
@@ -149,9 +177,10 @@ def assert_same_weights(a: Path, b: Path):
             assert left[name].tobytes() == right[name].tobytes(), f"{name} differs"
 
 
-def error_line(returncode, stderr) -> str:
-    """Exit 2, no traceback, and besides ``note:`` lines (which data was used) one error line."""
-    assert returncode == 2, f"exit status {returncode}, stderr:\n{stderr}"
+def error_line(returncode, stderr, status: int = 2) -> str:
+    """Exit ``status``, no traceback, and besides ``note:`` lines (which data was used) and the
+    signal handlers' notices one error line, the last."""
+    assert returncode == status, f"exit status {returncode}, expected {status}, stderr:\n{stderr}"
     assert "Traceback" not in stderr, stderr
     lines = [line for line in stderr.splitlines() if line.strip() and not line.startswith("note: ")]
     errors = [line for line in lines if line.startswith("error: ")]
@@ -214,14 +243,28 @@ def _job(launched, name) -> dict:
     return launched["jobs"][name]
 
 
-def test_sigint_saves_a_checkpoint_and_resume_matches(launched):
-    job = _job(launched, "sigint")
+@pytest.mark.parametrize("name, signum", [("sigint", signal.SIGINT), ("sigterm", signal.SIGTERM),
+                                          ("sigterm-again", signal.SIGTERM)])
+def test_stop_signal_saves_a_checkpoint_and_resume_matches(launched, name, signum):
+    """SIGINT or SIGTERM: the epoch is finished and saved (for sigterm, epochs after its last
+    periodic checkpoint), one line says so and how to resume, exit 128 + signal; resuming ends
+    bit for bit where the uninterrupted run does. sigterm-again: signals sent every 2 ms while
+    the checkpoint is written change nothing."""
+    job = _job(launched, name)
     result = job["result"]
-    line = error_line(result.returncode, result.stderr)
-    assert line.startswith("error: interrupted after epoch ") and "saved" in line, line
-    stopped = int(line.split("interrupted after epoch ")[1].split(":")[0])
+    line = error_line(result.returncode, result.stderr, status=128 + signum)
+    stopped = int(line.split("interrupted after epoch ")[1].split(" ")[0])
+    assert line == (f"error: interrupted after epoch {stopped} ({signal.Signals(signum).name}): saved "
+                    f"{job['out'] / 'checkpoint.pt'}; add --resume to the same command to continue")
     assert isinstance(job["saved"], dict), job["saved"]
     assert job["saved"]["epoch"] == stopped + 1 < EPOCHS, "interrupted too late to test resuming"
+    if name == "sigterm":  # saved past its periodic checkpoint of epoch 3
+        assert job["saved"]["epoch"] > 3, job["saved"]["epoch"]
+    if name == "sigterm-again":
+        assert job["sent_again"] >= 1, "the run saved before a second signal could be sent"
+        assert "already stopping" in result.stderr
+    assert not (job["out"] / "run.lock").exists()
+    assert not list(job["out"].glob(".*.tmp"))
     resumed = job["resumed"].result()
     assert resumed.returncode == 0, resumed.stderr
     assert_same_weights(job["out"], _finished(launched["straight"]))
@@ -241,3 +284,28 @@ def test_sigkill_at_random_moments_then_resume(launched, k):
     finished = job["resumed"].result()
     assert finished.returncode == 0, finished.stderr
     assert_same_weights(job["out"], _finished(launched["straight"]))
+
+
+# --------------------------------------------------------------------------- (d) SIGTERM, TensorFlow
+
+@pytest.mark.tf
+@pytest.mark.skipif(not HAS_TF, reason=NO_TF_REASON)
+def test_sigterm_stops_tf_original_train_with_one_line(mid_data_dir, tmp_path):
+    """No checkpoint on the TF side: SIGTERM in mid-training stops at the epoch's end, one line,
+    exit 143, and the files that ``--plot`` and ``--save-weights`` name are left as they were."""
+    previous = {"costs.png": b"previous plot", "weights.npz": b"previous weights"}
+    for name, content in previous.items():
+        (tmp_path / name).write_bytes(content)
+    run = Background(["-m", "tf_original.train", "--epochs", 100_000, "--data-dir", mid_data_dir,
+                      "--plot", tmp_path / "costs.png", "--save-weights", tmp_path / "weights.npz"],
+                     tmp_path / "cwd", env=cli_env(PYTHONUNBUFFERED="1"))
+    deadline = time.monotonic() + 180
+    while "Cost after epoch 0:" not in (run.cwd / ".stdout").read_text() and run.process.poll() is None \
+            and time.monotonic() < deadline:
+        time.sleep(0.05)
+    run.process.send_signal(signal.SIGTERM)
+    result = run.result()
+    line = error_line(result.returncode, result.stderr, status=128 + signal.SIGTERM)
+    assert line.startswith("error: interrupted after epoch ") and "(SIGTERM)" in line, line
+    assert "tf1 runs keep no checkpoint, nothing was written" in line, line
+    assert {name: (tmp_path / name).read_bytes() for name in previous} == previous

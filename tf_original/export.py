@@ -2,6 +2,9 @@
 
 ``python -m tf_original.export --initial`` rewrites the stored Glorot seed-1 draw in
 ``signs/initial_weights/`` (float32 and float64) from live TensorFlow.
+
+Each file is written atomically: one that cannot be written (no space, permission denied, a
+read-only file system) is one error line naming it, exit status 3, the previous file kept.
 """
 
 from __future__ import annotations

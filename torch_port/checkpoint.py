@@ -23,7 +23,10 @@ SETTINGS = ("impl", "optimizer_name", "dtype", "lr", "batch_size", "seed", "num_
 
 
 def save_checkpoint(path, *, epoch: int, parameters: dict, optimizer, costs, settings: dict) -> Path:
-    """Write a checkpoint for a run that will continue at ``epoch`` (atomic: temp file + rename)."""
+    """Write a checkpoint for a run that will continue at ``epoch`` (atomic: temp file + rename).
+
+    A failed write raises :class:`signs.files.WriteError` and leaves the previous checkpoint.
+    """
     payload = {
         "format_version": FORMAT_VERSION,
         "architecture": ARCHITECTURE,
@@ -83,7 +86,15 @@ def check_settings(path, saved: dict, wanted: dict) -> None:
                              f"{wanted[key]!r}; pass the same options to resume")
 
 
+def resume_state(payload: dict) -> dict:
+    """What a training function's ``resume=`` takes, from a loaded checkpoint: the next
+    ``epoch``, the ``costs`` so far, the ``optimizer`` state and NumPy ``parameters``."""
+    return {"epoch": payload["epoch"], "costs": list(payload["costs"]), "optimizer": payload["optimizer"],
+            "parameters": {name: value.numpy() for name, value in payload["parameters"].items()}}
+
+
 def default_checkpoint(out_dir) -> Path:
+    """``OUT/checkpoint.pt``: where ``--checkpoint-every`` and an interrupted run save."""
     return Path(out_dir) / "checkpoint.pt"
 
 
