@@ -92,7 +92,7 @@ def progress(message: str) -> None:
 def load_data(args):
     """The tutorial's arrays ``(X, Y, X_test, Y_test)``, as every command loads them."""
     notes: list[str] = []
-    arrays = load_tutorial_arrays(args.data, args.data_dir, notify=notes.append)
+    arrays = load_tutorial_arrays(args.data_dir, args.data, notify=notes.append)
     if arrays.kind != "synthetic":  # the synthetic set is the benchmark's default: no notice
         for note in notes:
             progress(note)

@@ -2,8 +2,8 @@
 
 * The synthetic SIGNS-like set the pages train on goes to the session's temporary
   ``$SIGNS_CACHE_DIR`` (see the root ``conftest.py``).
-* The pages that run TensorFlow code beside PyTorch (mapping, pitfalls, walkthrough) are
-  skipped, with the reason, where TensorFlow is absent.
+* The pages that run TensorFlow code beside PyTorch (both mapping pages, acceptable_difference,
+  pitfalls, walkthrough) are skipped, with the reason, where TensorFlow is absent.
 * Each page runs with the global random states and NumPy print options saved and restored,
   so a page that calls ``torch.manual_seed`` or ``np.random.seed`` leaves no trace on the
   tests that run after it.
@@ -25,7 +25,8 @@ collect_ignore = ["side_by_side.md"]
 HAS_TENSORFLOW = importlib.util.find_spec("tensorflow") is not None
 # The pages whose examples run TensorFlow code beside PyTorch (other pages handle a missing
 # TensorFlow themselves).
-TENSORFLOW_PAGES = ("mapping.md", "pitfalls.md", "walkthrough.md")
+TENSORFLOW_PAGES = ("mapping.md", "mapping_next.md", "acceptable_difference.md", "pitfalls.md",
+                    "walkthrough.md")
 DOCS = Path(__file__).resolve().parent
 
 

@@ -18,7 +18,7 @@ def requires_tf(pair) -> None:
 
 @pytest.fixture(scope="session")
 def data() -> Data:
-    return load_tutorial_arrays("synthetic", notify=None)
+    return load_tutorial_arrays(data="synthetic", notify=None)
 
 
 class TraceCache:

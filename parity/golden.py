@@ -159,7 +159,7 @@ def load_tutorial(data: Data, dtype: str) -> Trace:
 
 def generate_tutorial(dtype: str, data: Data | None = None) -> Trace:
     """A fresh golden trace from live TF1 (sampled), on the synthetic data."""
-    data = data or load_tutorial_arrays("synthetic", notify=None)
+    data = data or load_tutorial_arrays(data="synthetic", notify=None)
     return sampled(run("tf1", data, tutorial_config(dtype)))
 
 
@@ -176,7 +176,7 @@ def cnn_path(dtype: str) -> Path:
 
 def cnn_batches(steps: int = CNN_STEPS, data_dir=None) -> list:
     """The first ``steps`` mini-batches ``(x (64, 64, 64, 3) float64 in [0, 1], y (64,) int64)``."""
-    arrays = load_tutorial_arrays("synthetic", data_dir, notify=None)
+    arrays = load_tutorial_arrays(data_dir, "synthetic", notify=None)
     X, Y = arrays.train_images / 255.0, arrays.train_labels
     return [(X[index], Y[index]) for index in minibatch_indices(X.shape[0], CNN_BATCH_SIZE, CNN_SEED)[:steps]]
 
@@ -229,7 +229,7 @@ def torch_cnn_against_golden(dtype: str, mode: str, tolerances: dict, device: st
 
 def write_all(dtypes=("float32", "float64")) -> list[Path]:
     """Regenerate every golden file from live TensorFlow; return the paths written."""
-    data = load_tutorial_arrays("synthetic", notify=None)
+    data = load_tutorial_arrays(data="synthetic", notify=None)
     batch_list = cnn_batches()
     written = []
     for dtype in dtypes:

@@ -17,8 +17,8 @@ from signs import implementations
 from signs.cli import (
     ArgumentParser,
     add_data_arguments,
+    add_training_arguments,
     native_stderr_silenced,
-    positive_float,
     positive_int,
 )
 from signs.data import load_tutorial_arrays
@@ -55,12 +55,7 @@ def build_parser() -> ArgumentParser:
     parser = ArgumentParser(prog="python -m parity report", description=__doc__)
     parser.add_argument("--steps", type=positive_int, default=34,
                         help="training steps to compare (default: 34, one epoch of the tutorial)")
-    parser.add_argument("--seed", type=int, default=3,
-                        help="data-order seed (default 3); the weights are always Glorot seed 1")
-    parser.add_argument("--lr", type=positive_float, default=0.0001, help="learning rate (default 0.0001)")
-    parser.add_argument("--batch-size", type=positive_int, default=32, help="mini-batch size (default 32)")
-    parser.add_argument("--dtype", choices=("float32", "float64"), default="float64",
-                        help="float64 (default: round-off-level parity) or float32 (the tutorial's)")
+    add_training_arguments(parser, default_epochs=None, default_dtype="float64")
     parser.add_argument("--mode", choices=MODES, default="teacher-forced",
                         help="teacher-forced: reset B to A's state after every step (per-step error); "
                         "free-running: both train on their own (accumulated drift)")
@@ -90,7 +85,7 @@ def main(argv=None) -> int:
     # print its notes only once it loaded: a bad file gets exactly one error line.
     notes = []
     data_kind = args.data or ("auto" if args.data_dir is not None else "synthetic")
-    data = load_tutorial_arrays(data_kind, args.data_dir, notify=notes.append)
+    data = load_tutorial_arrays(args.data_dir, data_kind, notify=notes.append)
     if any(implementations.get(p).framework == "tensorflow" for p in pair):
         try:
             with native_stderr_silenced():

@@ -63,7 +63,7 @@ def run_all(side: Side, args) -> list[list]:
     SIGNS: images flattened to ``(12288, m)``, one-hot labels ``(6, m)``. Shapes: 400 train and
     200 test pictures of :mod:`signs.multilabel`, flattened the same way, labels ``(3, m)``.
     """
-    arrays = load_tutorial_arrays(args.data, args.data_dir)
+    arrays = load_tutorial_arrays(args.data_dir, args.data)
     X_train, X_test = arrays.X_train.astype(args.dtype), arrays.X_test.astype(args.dtype)
     Y_train, Y_test = arrays.Y_train.astype(args.dtype), arrays.Y_test.astype(args.dtype)
     train_y, test_y = arrays.train_labels, arrays.test_labels

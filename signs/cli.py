@@ -142,11 +142,14 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_training_arguments(parser: argparse.ArgumentParser, default_epochs: int = 1500) -> None:
-    """The hyper-parameter options both training CLIs share (defaults are the tutorial's)."""
-    parser.add_argument("--epochs", type=non_negative_int, default=default_epochs,
-                        help=f"number of epochs (default: {default_epochs}"
-                        + (", as the original)" if default_epochs == 1500 else ")"))
+def add_training_arguments(parser: argparse.ArgumentParser, default_epochs: int | None = 1500,
+                           default_dtype: str = "float32") -> None:
+    """The hyper-parameter options of every command that trains the tutorial (defaults are the
+    tutorial's). ``default_epochs=None`` leaves ``--epochs`` out (the parity report counts steps)."""
+    if default_epochs is not None:
+        parser.add_argument("--epochs", type=non_negative_int, default=default_epochs,
+                            help=f"number of epochs (default: {default_epochs}"
+                            + (", as the original)" if default_epochs == 1500 else ")"))
     parser.add_argument("--lr", type=positive_float, default=0.0001,
                         help="Adam learning rate (default: 0.0001)")
     parser.add_argument("--batch-size", type=positive_int, default=32,
@@ -155,5 +158,6 @@ def add_training_arguments(parser: argparse.ArgumentParser, default_epochs: int 
                         help="data-order seed: epoch e (counted from 0) shuffles with "
                         "np.random.seed(seed + e + 1), as the original's seed = seed + 1 at each "
                         "epoch's start (default: 3; weights are always Glorot seed 1)")
-    parser.add_argument("--dtype", choices=("float32", "float64"), default="float32",
-                        help="float32 (the tutorial's) or float64 (exact parity work)")
+    parser.add_argument("--dtype", choices=("float32", "float64"), default=default_dtype,
+                        help=f"float32 (the tutorial's) or float64 (exact parity work) "
+                        f"(default: {default_dtype})")

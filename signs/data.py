@@ -236,7 +236,7 @@ class TutorialArrays:
         return self.source.kind
 
 
-def load_tutorial_arrays(data: str = "auto", data_dir: str | os.PathLike | None = None,
+def load_tutorial_arrays(data_dir: str | os.PathLike | None = None, data: str = "auto",
                          notify: Callable[[str], None] | None = _stderr) -> TutorialArrays:
     """Resolve, load, flatten and one-hot SIGNS as every command line does.
 

@@ -55,7 +55,7 @@ def main(argv=None) -> int:
     initial = load_parameters(args.weights) if args.weights else None
     impl = get(args.impl)
     with StopRequest("stopping at the end of this epoch; nothing will be written") as stop:
-        arrays = load_tutorial_arrays(args.data, args.data_dir)
+        arrays = load_tutorial_arrays(args.data_dir, args.data)
         X_train, Y_train, X_test, Y_test = arrays.X_train, arrays.Y_train, arrays.X_test, arrays.Y_test
         with native_stderr_silenced():  # TensorFlow loads only once the input is good, quietly
             module = impl.load()

@@ -225,7 +225,7 @@ def main(argv=None) -> int:
     with StopRequest(f"finishing this epoch, {saving}") as stop, \
             (OutputLock(out, command) if out else contextlib.nullcontext()):
         resume = load_resume(args, out, settings)  # under the lock: no run is writing it now
-        arrays = load_tutorial_arrays(args.data, args.data_dir)
+        arrays = load_tutorial_arrays(args.data_dir, args.data)
         on_epoch_end = EpochEnd(out, settings, args.checkpoint_every, stop, args.on_write_error,
                                 resume["costs"] if resume else [])
         started = time.perf_counter()
