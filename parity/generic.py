@@ -22,12 +22,12 @@ for torch).
 parameters and slots, so each step's figure is that step's own error. ``"free-running"``:
 both train on their own; the figures show the accumulated drift.
 
-**Optimizer slots**, compared in torch's units: Adam's ``m`` and ``v`` (Keras ``_momentums`` /
-``_velocities``; ``TFAdam``'s ``m``/``v`` or ``torch.optim.Adam``'s ``exp_avg``/``exp_avg_sq``).
-SGD with momentum: quantity ``m`` is torch's ``momentum_buffer`` ``b`` (``b = mu*b + g``,
-``p -= lr*b``); Keras keeps the velocity ``u = mu*u - lr*g`` (``p += u``), i.e. ``u = -lr*b``
-in exact arithmetic (no dampening), so Keras's ``u`` is compared as ``-u / lr``. Other
-optimizers: slots are not compared (said in ``notes``).
+**Optimizer slots**, compared as ``m`` and ``v`` in torch's units, as
+:mod:`parity.optimizers` defines them per optimizer (the twins of Keras's Adam, AdamW, SGD,
+RMSprop and Adagrad, and ``TFAdam``/``torch.optim.Adam``/``torch.optim.SGD``): Adam's moments
+as they are; SGD's velocity ``u = mu*u - lr*g`` as torch's buffer ``-u / lr``; RMSprop's
+velocity as ``v``; Adagrad's accumulator as ``v``. Slots it cannot compare are said in
+``notes``.
 
 Not compared: BatchNorm moving statistics (Keras updates the variance with the biased batch
 variance, torch with the unbiased one; training-mode outputs do not use them).
@@ -41,12 +41,22 @@ import numpy as np
 import torch
 
 from parity.compare import MODES, Comparison, compare_records
+from parity.divergence import MOVING_MEAN, StepState, add_moving_means, locate
 from parity.layers import LayerMatch, keras_state, load_torch_state, match_layers
+from parity.optimizers import (  # noqa: F401  (re-exported: tests and docs import them from here)
+    _is_keras_adam,
+    _keras_slot_scale,
+    keras_slots,
+    load_torch_slots,
+    optimizer_notes,
+    torch_optimizer_like,
+    torch_slots,
+)
+from parity.stochastic import KerasStochastic, TorchStochastic, keras_stochastic_layers, match_stochastic
 from parity.tolerances import generic_tolerances
 from signs.errors import InputError
-from signs.precision import f32
+from signs.precision import f32  # noqa: F401  (re-exported)
 from torch_port.dtypes import dtype_name
-from torch_port.optim import TFAdam
 
 INPUT_LAYOUTS = ("NHWC", "same")
 SLOTS = ("m", "v")
@@ -60,152 +70,8 @@ def to_channels_first(x):
 
 
 # --- optimizers ---------------------------------------------------------------------------
-
-def torch_optimizer_like(keras_optimizer, params):
-    """The torch optimizer that computes what ``keras_optimizer`` does, on ``params``.
-
-    Keras ``Adam`` -> ``TFAdam(beta_powers="keras")`` (epsilon added to the un-corrected
-    ``sqrt(v)``, ``beta ** t`` in the variable's dtype); Keras ``SGD`` -> ``torch.optim.SGD``
-    (momentum, nesterov). The learning rate is Keras's float32 value. Refuses
-    (:class:`InputError`) what has no exact twin: schedules, weight decay, clipping, EMA, amsgrad.
-    """
-    import keras
-
-    _refuse_unsupported(keras_optimizer)
-    lr = float(np.asarray(keras_optimizer.learning_rate))
-    if type(keras_optimizer) is keras.optimizers.Adam:
-        return TFAdam(params, lr=lr, betas=(keras_optimizer.beta_1, keras_optimizer.beta_2),
-                      eps=keras_optimizer.epsilon, beta_powers="keras")
-    if type(keras_optimizer) is keras.optimizers.SGD:
-        # Keras casts the Python-float momentum with ops.cast, which goes through float32
-        return torch.optim.SGD(params, lr=lr, momentum=f32(keras_optimizer.momentum),
-                               nesterov=bool(keras_optimizer.nesterov))
-    raise InputError(f"no torch twin for Keras {type(keras_optimizer).__name__}: Adam and SGD are supported "
-                     "(build the torch optimizer yourself; its slots will not be compared)")
-
-
-def _refuse_unsupported(keras_optimizer) -> None:
-    import keras
-
-    if isinstance(keras_optimizer._learning_rate, keras.optimizers.schedules.LearningRateSchedule):
-        raise InputError("Keras optimizer has a learning-rate schedule: use a constant learning rate")
-    used = [name for name in ("weight_decay", "clipnorm", "clipvalue", "global_clipnorm")
-            if getattr(keras_optimizer, name, None)]
-    used += [name for name in ("use_ema", "amsgrad") if getattr(keras_optimizer, name, False)]
-    if used:
-        raise InputError(f"Keras optimizer uses {', '.join(used)}: no exact torch twin here; turn them off")
-
-
-def keras_slots(optimizer, variables) -> dict[str, list]:
-    """Keras's slot variables per slot name, in the order of ``variables``: Adam's ``m``/``v``,
-    SGD's velocity as ``m``; empty for other optimizers (their slots are not compared)."""
-    import keras
-
-    index = [optimizer._get_variable_index(v) for v in variables]
-    if isinstance(optimizer, keras.optimizers.Adam):
-        return {"m": [optimizer._momentums[i] for i in index], "v": [optimizer._velocities[i] for i in index]}
-    if isinstance(optimizer, keras.optimizers.SGD) and optimizer.momentum:
-        return {"m": [optimizer.momentums[i] for i in index]}
-    return {}
-
-
-def _keras_slot_scale(optimizer) -> dict[str, float]:
-    """Factor turning a Keras slot into torch's units (SGD velocity u -> momentum buffer -u/lr)."""
-    import keras
-
-    if isinstance(optimizer, keras.optimizers.SGD):
-        return {"m": -1.0 / float(np.asarray(optimizer.learning_rate))}
-    return {"m": 1.0, "v": 1.0}
-
-
-def _torch_slot_keys(optimizer) -> dict[str, str]:
-    if isinstance(optimizer, TFAdam):
-        return {"m": "m", "v": "v"}
-    if isinstance(optimizer, torch.optim.Adam):
-        return {"m": "exp_avg", "v": "exp_avg_sq"}
-    if isinstance(optimizer, torch.optim.SGD) and any(g["momentum"] for g in optimizer.param_groups):
-        return {"m": "momentum_buffer"}
-    return {}
-
-
-def torch_slots(optimizer, params: dict) -> dict[str, dict]:
-    """``{slot: {name: array}}`` of a torch optimizer, in the slot names of :data:`SLOTS`."""
-    out = {}
-    for slot, key in _torch_slot_keys(optimizer).items():
-        out[slot] = {}
-        for name, p in params.items():
-            value = optimizer.state.get(p, {}).get(key)
-            value = np.zeros(tuple(p.shape)) if value is None else value.detach().cpu().numpy().copy()
-            out[slot][name] = value
-    return out
-
-
-def load_torch_slots(optimizer, params: dict, slots: dict) -> None:
-    """Overwrite a torch optimizer's slots from ``{slot: {name: array}}`` (teacher forcing)."""
-    with torch.no_grad():
-        for slot, key in _torch_slot_keys(optimizer).items():
-            if slot not in slots:
-                continue
-            for name, p in params.items():
-                value = torch.as_tensor(np.asarray(slots[slot][name])).to(p.device, p.dtype)
-                state = optimizer.state[p]
-                if key in state and state[key] is not None:
-                    state[key].copy_(value)
-                else:
-                    state[key] = value.clone()
-
-
-def optimizer_notes(keras_optimizer, torch_optimizer, dtype: str) -> list[str]:
-    """Conventions in which the two optimizers differ (a note each), for the report."""
-    import keras
-
-    notes = []
-    keras_kind, torch_name = type(keras_optimizer).__name__, type(torch_optimizer).__name__
-    group = torch_optimizer.param_groups[0]
-    keras_lr = float(np.asarray(keras_optimizer.learning_rate))
-    if isinstance(keras_optimizer, keras.optimizers.Adam):
-        if isinstance(torch_optimizer, torch.optim.Adam):
-            notes.append("torch.optim.Adam adds epsilon to the bias-corrected sqrt(v); Keras (like TF1) to "
-                         "the raw sqrt(v): use torch_port.optim.TFAdam(beta_powers='keras')")
-        elif isinstance(torch_optimizer, TFAdam):
-            if torch_optimizer.beta_powers != "keras":
-                notes.append("TFAdam(beta_powers='tf1') keeps TF1's float32 beta-power accumulators; Keras "
-                             "computes beta ** t: use beta_powers='keras'")
-            constants = {"beta_1": keras_optimizer.beta_1, "beta_2": keras_optimizer.beta_2,
-                         "epsilon": keras_optimizer.epsilon}
-            inexact = [k for k, v in constants.items() if dtype == "float64" and f32(v) != float(v)]
-            if inexact:
-                notes.append(f"Keras Adam's {', '.join(inexact)} are not float32 values; TFAdam rounds them "
-                             "to float32 (TF1's convention): in float64 give Keras f32(...) values")
-        else:
-            notes.append(f"Keras Adam against torch {torch_name}: different algorithms")
-    elif isinstance(keras_optimizer, keras.optimizers.SGD):
-        if not isinstance(torch_optimizer, torch.optim.SGD):
-            notes.append(f"Keras SGD against torch {torch_name}: different algorithms")
-        else:
-            if f32(group["momentum"]) != f32(keras_optimizer.momentum) or group.get("dampening", 0):
-                notes.append(f"momentum: Keras {keras_optimizer.momentum}, torch {group['momentum']} "
-                             f"(dampening {group.get('dampening', 0)}; must be 0)")
-            elif dtype == "float64" and group["momentum"] != f32(keras_optimizer.momentum):
-                notes.append(f"momentum: Keras computes with float32({keras_optimizer.momentum}) (its "
-                             "ops.cast of a Python float goes through float32), torch with "
-                             f"{group['momentum']!r}: in float64 give torch f32(momentum)")
-            if bool(group.get("nesterov")) != bool(keras_optimizer.nesterov):
-                notes.append("nesterov differs")
-    else:
-        notes.append(f"Keras {keras_kind}: optimizer slots are not compared")
-    if f32(group["lr"]) != keras_lr:
-        notes.append(f"learning rate: Keras {keras_lr!r} (a float32 variable), torch {group['lr']!r}")
-    elif dtype == "float64" and group["lr"] != keras_lr and not isinstance(torch_optimizer, TFAdam):
-        notes.append(f"learning rate: Keras computes with the float32 {keras_lr!r}, torch with "
-                     f"{group['lr']!r}: in float64 give torch f32(lr)")
-    return notes
-
-
-def _is_keras_adam(optimizer) -> bool:
-    import keras
-
-    return isinstance(optimizer, keras.optimizers.Adam)
+# The torch twins of Keras's optimizers, the slots of both sides and the notes live in
+# parity/optimizers.py (imported above); these names stay importable from here.
 
 
 # --- running each side ---------------------------------------------------------------------
@@ -222,21 +88,44 @@ def _torch_input(value, dtype, device):
     return torch.as_tensor(np.ascontiguousarray(value.astype(np.int64)), device=device)
 
 
+def variable_dtype(variable) -> str:
+    """A Keras variable's dtype name: Keras 3 gives ``"float64"``, Keras 2 a ``tf.DType``."""
+    return dtype_name(getattr(variable.dtype, "name", variable.dtype))
+
+
+def _torch_batch(x, y, dtype, device, input_layout: str):
+    x = np.asarray(x)
+    if input_layout == "NHWC" and x.ndim == 4:
+        x = to_channels_first(x)
+    return _torch_input(x, dtype, device), _torch_input(y, dtype, device)
+
+
+def _moving_means(match: LayerMatch) -> list:
+    """The BatchNorm moving-mean groups of a match (compared as the quantity ``moving mean``)."""
+    return [g for g in match.groups if g.kind == "batchnorm" and g.keras_names == ("moving_mean",)]
+
+
 def run_keras(model, loss, optimizer, batches: list, match: LayerMatch,
-              input_layout: str = "NHWC") -> list[dict]:
+              input_layout: str = "NHWC", step_hook=None) -> list[dict]:
     """Train the Keras side one step per batch; records in torch's layout (see module docstring).
 
-    Record: ``step``, ``cost``, ``output``, ``grads``, ``params`` (after the update) and the
-    slots ``m``/``v`` where the optimizer has them, dicts keyed by torch name.
+    Record: ``step``, ``cost``, ``output``, ``grads``, ``params`` (after the update), the
+    slots ``m``/``v`` where the optimizer has them, dicts keyed by torch name, and ``stats``:
+    the BatchNorm moving means after the step, where the model has any. ``step_hook(step)`` is
+    called before each step (the harness records the weights there and tells the stochastic
+    layers the step).
     """
     import tensorflow as tf
 
     variables = list(model.trainable_variables)
-    dtype = dtype_name(variables[0].dtype)
-    if not optimizer.built:
+    dtype = variable_dtype(variables[0])
+    moving_means = _moving_means(match)
+    if not getattr(optimizer, "built", True):  # tf_keras's optimizers build in apply_gradients
         optimizer.build(variables)
     records = []
     for step, (x, y) in enumerate(batches, start=1):
+        if step_hook is not None:
+            step_hook(step)
         x, y = _keras_input(x, dtype), _keras_input(y, dtype)
         with tf.GradientTape() as tape:
             output = model(x, training=True)
@@ -256,18 +145,23 @@ def run_keras(model, loss, optimizer, batches: list, match: LayerMatch,
         for slot, values in keras_slots(optimizer, variables).items():
             slots = match.to_torch_values(variables, [s.numpy() * scale[slot] for s in values])
             record[slot] = {name: value.astype(dtype) for name, value in slots.items()}
+        if moving_means:
+            record["stats"] = {g.torch_names[0]: g.to_torch(g.keras_variables[0].numpy())[0]
+                               for g in moving_means}
         records.append(record)
     return records
 
 
 def run_torch(module: torch.nn.Module, loss, optimizer, batches: list, teacher: list | None = None,
-              input_layout: str = "NHWC", names: list | None = None) -> list[dict]:
+              input_layout: str = "NHWC", names: list | None = None, stats: list | None = None,
+              step_hook=None) -> list[dict]:
     """Train the torch side one step per batch (``zero_grad``, ``backward``, ``step``).
 
-    ``names``: the parameters to record (default: all trainable ones). With ``teacher`` (the
-    reference's records), the module's parameters and the optimizer's slots are reset to the
-    teacher's after every step but the last. Needs no TensorFlow: the golden-trace tests use it
-    alone.
+    ``names``: the parameters to record (default: all trainable ones); ``stats``: buffers
+    recorded as ``stats`` after each step (BatchNorm running means). With ``teacher`` (the
+    reference's records), the module's parameters, those buffers and the optimizer's slots are
+    reset to the teacher's after every step but the last. ``step_hook(step)``: called before
+    each step. Needs no TensorFlow: the golden-trace tests use it alone.
     """
     params = {n: p for n, p in module.named_parameters() if p.requires_grad}
     if names is not None:
@@ -276,11 +170,11 @@ def run_torch(module: torch.nn.Module, loss, optimizer, batches: list, teacher: 
     dtype, device = dtype_name(first.dtype), first.device
     module.train()
     records = []
+    buffers = dict(module.named_buffers())
     for step, (x, y) in enumerate(batches, start=1):
-        x = np.asarray(x)
-        if input_layout == "NHWC" and x.ndim == 4:
-            x = to_channels_first(x)
-        x, y = _torch_input(x, dtype, device), _torch_input(y, dtype, device)
+        if step_hook is not None:
+            step_hook(step)
+        x, y = _torch_batch(x, y, dtype, device, input_layout)
         optimizer.zero_grad(set_to_none=True)
         output = module(x)
         cost = loss(output, y)
@@ -291,10 +185,12 @@ def run_torch(module: torch.nn.Module, loss, optimizer, batches: list, teacher: 
         record = {"step": step, "cost": float(cost.detach().cpu()), "output": output.detach().cpu().numpy(),
                   "grads": grads, "params": {n: p.detach().cpu().numpy().copy() for n, p in params.items()}}
         record.update(torch_slots(optimizer, params))
+        if stats:
+            record["stats"] = {n: buffers[n].detach().cpu().numpy().copy() for n in stats}
         records.append(record)
         if teacher is not None and step < len(batches):  # the module ends in its own state
             reference = teacher[step - 1]
-            load_torch_state(module, reference["params"])
+            load_torch_state(module, {**reference["params"], **reference.get("stats", {})})
             load_torch_slots(optimizer, params, {s: reference[s] for s in SLOTS if s in reference})
     return records
 
@@ -302,7 +198,8 @@ def run_torch(module: torch.nn.Module, loss, optimizer, batches: list, teacher: 
 def step_parity(keras_model, keras_loss, keras_optimizer, torch_module, torch_loss, torch_optimizer,
                 batches, steps: int | None = None, mode: str = "teacher-forced", *,
                 input_layout: str = "NHWC", tolerances: dict | None = None, transfer: bool = True,
-                name_map: dict | None = None, flatten_shapes: dict | None = None) -> Comparison:
+                name_map: dict | None = None, flatten_shapes: dict | None = None, stochastic: str = "share",
+                stochastic_seed: int = 0, find_divergence: bool = True) -> Comparison:
     """Train both sides for ``steps`` batches and compare them step by step.
 
     ``keras_loss(y_true, y_pred)`` and ``torch_loss(output, target)`` (note the argument
@@ -311,8 +208,18 @@ def step_parity(keras_model, keras_loss, keras_optimizer, torch_module, torch_lo
     torch module (refusing, with :class:`parity.errors.TransferError`, what does not fit);
     ``transfer=False`` keeps the torch module's own weights (to check a transfer of yours).
     ``tolerances``: ``{quantity: max normwise relative difference}``, default
-    :func:`parity.tolerances.generic_tolerances`. ``name_map`` and ``flatten_shapes``: see
-    :mod:`parity.layers`.
+    :func:`parity.tolerances.generic_tolerances` (the BatchNorm ``moving mean`` takes the
+    ``params`` bound unless given its own). ``name_map`` and ``flatten_shapes``: see
+    :mod:`parity.layers` (``name_map`` may pair stochastic layers too).
+
+    ``stochastic``: ``"share"`` (default: Dropout, SpatialDropout*, GaussianNoise and
+    GaussianDropout apply the same masks on both sides, step for step, drawn with
+    ``stochastic_seed``), ``"off"`` (the identity on both sides) or ``"own"`` (each side draws
+    its own): see :mod:`parity.stochastic`; a note says which. ``find_divergence``: when a
+    quantity fails, re-run the first failing step layer by layer and report the first layer
+    output and the first gradient outside tolerance (``result.divergence``, in the verdict, the
+    table and the JSON; :mod:`parity.divergence`); it records both sides' weights before every
+    step.
     """
     if mode not in MODES:
         raise InputError(f"mode {mode!r}: expected one of {', '.join(MODES)}")
@@ -321,24 +228,93 @@ def step_parity(keras_model, keras_loss, keras_optimizer, torch_module, torch_lo
     batches = list(itertools.islice(batches, steps)) if steps is not None else list(batches)
     if not batches or (steps is not None and len(batches) < steps):
         raise InputError(f"{steps} steps asked for, {len(batches)} batches given")
-    keras_dtype = dtype_name(keras_model.trainable_variables[0].dtype)
+    keras_dtype = variable_dtype(keras_model.trainable_variables[0])
     torch_dtype = dtype_name(next(torch_module.parameters()).dtype)
     if keras_dtype != torch_dtype:
         raise InputError(f"the Keras model is {keras_dtype}, the torch module {torch_dtype}: build both in "
                          "one dtype (Keras layers take dtype=, torch modules .to(dtype))")
-    match = match_layers(keras_model, torch_module, name_map, flatten_shapes)
+    _check_batches(keras_model, batches)
+    stochastic_names = {entry[0] for entry in keras_stochastic_layers(keras_model)[0]}
+    name_map = dict(name_map or {})
+    weight_map = {k: v for k, v in name_map.items() if k not in stochastic_names}
+    match = match_layers(keras_model, torch_module, weight_map, flatten_shapes)
     match.raise_if_problems("Keras -> torch")
+    dense_hwc = {g.keras_layer: g.context.hwc for g in match.groups if g.kind == "dense"}
+    stochastic_map = {k: v for k, v in name_map.items() if k not in weight_map}
+    chances = match_stochastic(keras_model, torch_module, stochastic_map, stochastic, stochastic_seed, dense_hwc)
+    chances.raise_if_problems()
     if transfer:
         load_torch_state(torch_module, keras_state(match))
     names = match.torch_names()
-    reference = run_keras(keras_model, keras_loss, keras_optimizer, batches, match, input_layout)
-    other = run_torch(torch_module, torch_loss, torch_optimizer, batches,
-                      teacher=reference if mode == "teacher-forced" else None,
-                      input_layout=input_layout, names=names)
+    state = StepState()
+    keras_side = KerasStochastic(chances)
+    keras_snapshot = state.keras_hook(keras_model)
+
+    def keras_step(step):
+        if find_divergence:
+            keras_snapshot(step)
+        keras_side.begin(step)
+
+    with keras_side:
+        reference = run_keras(keras_model, keras_loss, keras_optimizer, batches, match, input_layout,
+                              step_hook=keras_step)
+    torch_side = TorchStochastic(chances, torch_module, keras_side.draws)
+    torch_snapshot = state.torch_hook(torch_module)
+
+    def torch_step(step):
+        if find_divergence:
+            torch_snapshot(step)
+        torch_side.begin(step)
+
+    with torch_side:
+        other = run_torch(torch_module, torch_loss, torch_optimizer, batches,
+                          teacher=reference if mode == "teacher-forced" else None,
+                          input_layout=input_layout, names=names,
+                          stats=[g.torch_names[0] for g in _moving_means(match)], step_hook=torch_step)
     notes = list(match.notes) + optimizer_notes(keras_optimizer, torch_optimizer, keras_dtype)
+    notes += [chances.summary()] * bool(chances.pairs) + chances.notes
     if _is_keras_adam(keras_optimizer) and any(w.kind == "embedding" for w in match.trainable()):
         notes.append("Keras Adam squares an Embedding's sparse gradient per occurrence: a row looked up "
                      "twice in a batch gets v += (g1^2 + g2^2) (1 - beta_2), torch (dense) (g1 + g2)^2: "
                      "parity holds only for batches without repeated indices")
-    return compare_records(reference, other, tolerances or generic_tolerances(keras_dtype, mode),
-                           label="Keras vs torch", dtype=keras_dtype, mode=mode, match=match, notes=notes)
+    bounds = tolerances or generic_tolerances(keras_dtype, mode)
+    result = compare_records(reference, other, bounds, label="Keras vs torch", dtype=keras_dtype, mode=mode,
+                             match=match, notes=notes)
+    add_moving_means(result, reference, other, bounds.get(MOVING_MEAN, bounds.get("params", bounds["cost"])))
+    if chances.pairs:
+        result.stochastic = chances.mode
+    if find_divergence and not result.passed:
+        device = next(torch_module.parameters()).device
+        state.keras_batches = [tuple(_keras_input(v, keras_dtype) for v in batch) for batch in batches]
+        state.torch_batches = [_torch_batch(x, y, keras_dtype, device, input_layout) for x, y in batches]
+        state.keras_stochastic = keras_side
+        result.divergence = locate(result, keras_model, keras_loss, torch_module, torch_loss, match, chances,
+                                   state, reference, other)
+    return result
+
+
+def _check_batches(keras_model, batches: list) -> None:
+    """One line (:class:`InputError`) for a batch that is not an (x, y) pair, whose x does not fit
+    the Keras model's input shape, or whose x and y hold different numbers of examples."""
+    try:
+        inputs = keras_model.inputs
+        expected = tuple(None if s is None else int(s) for s in inputs[0].shape) if len(inputs) == 1 else None
+    except (AttributeError, TypeError, ValueError, IndexError):
+        expected = None
+    for step, batch in enumerate(batches, start=1):
+        if not isinstance(batch, (tuple, list)) or len(batch) != 2:
+            raise InputError(f"batch {step}: expected an (x, y) pair of arrays, got {type(batch).__name__}"
+                             + (f" of length {len(batch)}" if isinstance(batch, (tuple, list)) else ""))
+        x, y = batch
+        if isinstance(x, (dict, list, tuple)) or isinstance(y, (dict, list, tuple)):
+            continue  # several inputs or outputs: the models say what they take
+        x, y = np.asarray(x), np.asarray(y)
+        if expected is not None and (x.ndim != len(expected) or any(
+                e is not None and e != s for e, s in zip(expected[1:], x.shape[1:]))):
+            layout = " (images channels-last: (batch, H, W, C))" if len(expected) == 4 else ""
+            shown = "(" + ", ".join("None" if e is None else str(e) for e in expected) + ")"
+            raise InputError(f"batch {step}: x has shape {x.shape}, the Keras model takes {shown} (do the "
+                             f"batches fit both models? x in Keras's layout, batch first{layout})")
+        if x.ndim and y.ndim and x.shape[0] != y.shape[0]:
+            raise InputError(f"batch {step}: x holds {x.shape[0]} examples, y {y.shape[0]} (do the batches fit "
+                             "both models?)")
