@@ -26,7 +26,7 @@ HAS_TENSORFLOW = importlib.util.find_spec("tensorflow") is not None
 # The pages whose examples run TensorFlow code beside PyTorch (other pages handle a missing
 # TensorFlow themselves).
 TENSORFLOW_PAGES = ("mapping.md", "mapping_next.md", "acceptable_difference.md", "pitfalls.md",
-                    "walkthrough.md")
+                    "port_your_tf1_model.md", "walkthrough.md")
 DOCS = Path(__file__).resolve().parent
 
 

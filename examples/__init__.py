@@ -1,0 +1,1 @@
+"""Example programs (not installed with the package): see examples/tf1/."""
