@@ -5,10 +5,11 @@ both alike):
 
 * **peak GEMM rate**: a large square ``mm`` (``PEAK_SIZE`` x ``PEAK_SIZE``) in the run's dtype,
   FLOP/s = 2 n^3 / seconds, best of a few;
-* **memory bandwidth**: ``copy_`` of a buffer much larger than any cache (``STREAM_BYTES``),
-  bytes/s = 2 x size / seconds (one read, one write), best of a few; and the same for a buffer
-  the size of Adam's working set (the flat parameters, gradients and moments), which stays in
-  cache between steps, so the limit is not overstated for it.
+* **memory bandwidth**: the best of ``copy_``, ``add_`` and an in-place ``mul_`` on buffers
+  much larger than any cache (``STREAM_BYTES`` in all), bytes moved / seconds, best of a few;
+  and the same on buffers as large, together, as Adam's working set (the flat parameters,
+  gradients and moments), which stays in cache between steps, so the limit is not overstated
+  for it.
 
 What an epoch must do (``m`` examples in batches of ``b``, widths ``12288 -> 25 -> 12 -> 6``):
 
@@ -60,12 +61,17 @@ def peak_gemm_flops(dtype=torch.float32, device="cpu", size: int = PEAK_SIZE) ->
 
 
 def copy_bandwidth(num_bytes: int, device="cpu") -> float:
-    """Bytes/s of ``copy_`` between two buffers of ``num_bytes`` (read + write counted)."""
-    n = max(1, num_bytes // 4)
+    """Bytes/s that simple streaming kernels reach on buffers of ``num_bytes`` in all: the best of
+    ``copy_`` (one read, one write per element), ``add_`` (two reads, one write) and an in-place
+    ``mul_`` (one read, one write). On a CPU ``copy_`` alone can be several times slower than
+    the others on a cache-resident set, so the limit would be overstated by it."""
+    n = max(1, num_bytes // 8)
     source = torch.rand(n, dtype=torch.float32, device=device)
-    target = torch.empty_like(source)
-    seconds = _best_seconds(lambda: target.copy_(source), _sync_for(device))
-    return 2.0 * n * 4 / seconds
+    target = torch.rand(n, dtype=torch.float32, device=device)
+    sync, size = _sync_for(device), n * 4
+    kernels = ((lambda: target.copy_(source), 2), (lambda: target.add_(source), 3),
+               (lambda: target.mul_(1.0), 2))
+    return max(passes * size / _best_seconds(work, sync) for work, passes in kernels)
 
 
 def epoch_work(m: int = 1080, batch_size: int = 32, widths=(12288, 25, 12, 6),
