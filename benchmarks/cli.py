@@ -146,6 +146,7 @@ def main(argv=None) -> int:
     floor_with_gather = Result("floor + batch gather", args.device, steps)
     floor_parts: dict[str, list[float]] = {}
     floor_epochs = min(5, args.epochs)
+    limit = None
     for round_ in range(1, args.repeats + 1):
         for name, module in modules.items():
             seconds, parameters = run_once(IMPLS[name], module, data, epochs=args.epochs,
@@ -161,9 +162,10 @@ def main(argv=None) -> int:
         for key, values in parts.items():
             floor_parts.setdefault(key, []).extend(values)
         progress(f"[{round_}/{args.repeats}] {'floor':<19} {floor.run_seconds[-1]:.4f} s/epoch")
+        limit = limit_mod.measure(m, 32, dtype=dtype, device=args.device, previous=limit)
+        progress(f"[{round_}/{args.repeats}] {'physical limit':<19} {limit['seconds_per_epoch']:.4f} s/epoch "
+                 "(best peak GEMM rate and bandwidths so far)")
 
-    progress("measuring the physical limit (peak GEMM rate, memory bandwidth)")
-    limit = limit_mod.measure(m, 32, dtype=dtype, device=args.device)
     reference = REFERENCE if REFERENCE in results else next(iter(results), None)
     X, Y = data[0], data[1]
     for result in results.values():
