@@ -29,8 +29,20 @@ as they are; SGD's velocity ``u = mu*u - lr*g`` as torch's buffer ``-u / lr``; R
 velocity as ``v``; Adagrad's accumulator as ``v``. Slots it cannot compare are said in
 ``notes``.
 
-Not compared: BatchNorm moving statistics (Keras updates the variance with the biased batch
-variance, torch with the unbiased one; training-mode outputs do not use them).
+**BatchNorm moving statistics**: the moving means are compared after every step, as the quantity
+``moving mean`` (against the ``params`` bound; a momentum copied as is shows only there:
+training-mode outputs use the batch statistics); the moving variances are not (Keras updates
+them with the biased batch variance, torch with the unbiased one).
+
+**Stochastic layers** (Dropout, SpatialDropout*, GaussianNoise, GaussianDropout): the same
+masks on both sides, step for step, or none (``stochastic=``): :mod:`parity.stochastic`.
+
+**Where it diverges**: a failing comparison re-runs its first failing step layer by layer and
+names the first layer output and the first gradient outside tolerance (``result.divergence``,
+in the verdict, the table and the JSON): :mod:`parity.divergence`.
+
+**Keras 2**: models built with ``tf_keras`` work as Keras 3 ones do (the layer records accept
+both).
 """
 
 from __future__ import annotations
@@ -241,7 +253,8 @@ def step_parity(keras_model, keras_loss, keras_optimizer, torch_module, torch_lo
     match.raise_if_problems("Keras -> torch")
     dense_hwc = {g.keras_layer: g.context.hwc for g in match.groups if g.kind == "dense"}
     stochastic_map = {k: v for k, v in name_map.items() if k not in weight_map}
-    chances = match_stochastic(keras_model, torch_module, stochastic_map, stochastic, stochastic_seed, dense_hwc)
+    chances = match_stochastic(keras_model, torch_module, stochastic_map, stochastic, stochastic_seed,
+                               dense_hwc)
     chances.raise_if_problems()
     if transfer:
         load_torch_state(torch_module, keras_state(match))
@@ -316,5 +329,5 @@ def _check_batches(keras_model, batches: list) -> None:
             raise InputError(f"batch {step}: x has shape {x.shape}, the Keras model takes {shown} (do the "
                              f"batches fit both models? x in Keras's layout, batch first{layout})")
         if x.ndim and y.ndim and x.shape[0] != y.shape[0]:
-            raise InputError(f"batch {step}: x holds {x.shape[0]} examples, y {y.shape[0]} (do the batches fit "
-                             "both models?)")
+            raise InputError(f"batch {step}: x holds {x.shape[0]} examples, y {y.shape[0]} (do the batches "
+                             "fit both models?)")

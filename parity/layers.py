@@ -146,6 +146,7 @@ one-to-one groups; for the others its ``to_torch`` refuses rather than drop a te
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -266,8 +267,25 @@ def _no_notes(keras_layer, torch_module) -> list[str]:
     return []
 
 
+def variable_name(variable) -> str:
+    """A Keras variable's own name: Keras 3's ``name`` (``"kernel"``), or the last part of Keras 2's
+    (``"dense/kernel:0"`` -> ``"kernel"``)."""
+    return variable.name.split(":")[0].split("/")[-1]
+
+
+def variable_path(variable) -> str:
+    """A Keras variable's full name: Keras 3's ``path``, Keras 2's ``name`` without ``:0``."""
+    return getattr(variable, "path", None) or variable.name.split(":")[0]
+
+
 def _variables_by_name(layer) -> dict:
-    return {v.name: v for v in layer.weights}
+    return {variable_name(v): v for v in layer.weights}
+
+
+def _depthwise_variables(layer) -> dict:
+    """Keras 2 names a DepthwiseConv2D's kernel ``depthwise_kernel``, Keras 3 ``kernel``."""
+    named = _variables_by_name(layer)
+    return {"kernel" if name == "depthwise_kernel" else name: v for name, v in named.items()}
 
 
 @dataclass(frozen=True)
@@ -326,13 +344,23 @@ def _epsilon_notes(layer, module) -> list[str]:
             "epsilon= to Keras or eps= to torch)"]
 
 
+def _is_keras2(layer) -> bool:
+    return type(layer).__module__.startswith("tf_keras")
+
+
 def _batchnorm_notes(layer, module) -> list[str]:
     notes = _epsilon_notes(layer, module)
     if module.momentum is None:
         notes.append("torch momentum=None (a cumulative average) has no Keras equivalent")
-    elif not _close(1.0 - layer.momentum, module.momentum):
+    elif not any(_close(expected, module.momentum)
+                 for expected in (1.0 - layer.momentum, float(np.float32(1.0 - layer.momentum)))):
         notes.append(f"momentum differs: Keras {layer.momentum:g} means torch {1.0 - layer.momentum:g}, "
                      f"torch has {module.momentum:g} (Keras keeps momentum * old, torch momentum * new)")
+    elif (_is_keras2(layer) and str(getattr(layer, "dtype", "")) == "float64"
+          and module.momentum != float(np.float32(1.0 - layer.momentum))):
+        notes.append(f"Keras 2 updates the moving statistics with decay = float32(1 - momentum) = "
+                     f"{float(np.float32(1.0 - layer.momentum))!r}, in float64 too (a Python float through "
+                     "tf.convert_to_tensor): give torch momentum=float(np.float32(1 - m))")
     notes.append("running variance: Keras updates it with the biased batch variance, torch with the unbiased "
                  "one (x m/(m-1)); training outputs agree, moving statistics drift")
     return notes
@@ -646,8 +674,8 @@ def _bidirectional_notes(layer, module) -> list[str]:
 
 
 def _bidirectional_variables(layer) -> dict:
-    out = {f"forward/{v.name}": v for v in layer.forward_layer.weights}
-    out.update({f"backward/{v.name}": v for v in layer.backward_layer.weights})
+    out = {f"forward/{variable_name(v)}": v for v in layer.forward_layer.weights}
+    out.update({f"backward/{variable_name(v)}": v for v in layer.backward_layer.weights})
     return out
 
 
@@ -659,16 +687,22 @@ def _bidirectional_specs(layer) -> tuple[WeightSpec, ...]:
 
 # --- multi-head attention ------------------------------------------------------------------------
 
+def _mha(layer, name: str):
+    """A MultiHeadAttention setting or sublayer: Keras 3's public name (``num_heads``), Keras 2's
+    private one (``_num_heads``)."""
+    return getattr(layer, name) if hasattr(layer, name) else getattr(layer, "_" + name)
+
+
 def _mha_variables(layer) -> dict:
     out = {}
-    for prefix, sub in (("query", layer.query_dense), ("key", layer.key_dense), ("value", layer.value_dense),
-                        ("output", layer.output_dense)):
-        out.update({f"{prefix}/{v.name}": v for v in sub.weights})
+    for prefix, sub in (("query", "query_dense"), ("key", "key_dense"), ("value", "value_dense"),
+                        ("output", "output_dense")):
+        out.update({f"{prefix}/{variable_name(v)}": v for v in _mha(layer, sub).weights})
     return out
 
 
 def _mha_heads(context: PairContext) -> tuple[int, int]:
-    return context.keras_layer.num_heads, context.keras_layer.key_dim
+    return _mha(context.keras_layer, "num_heads"), _mha(context.keras_layer, "key_dim")
 
 
 def _mha_in_kernels_to_torch(context, q, k, v):
@@ -691,7 +725,7 @@ def _mha_out_kernel_to_keras(context, weight):
 
 
 def _mha_refuse(layer, module) -> str | None:
-    heads, size, value_size = layer.num_heads, layer.key_dim, layer.value_dim
+    heads, size, value_size = _mha(layer, "num_heads"), _mha(layer, "key_dim"), _mha(layer, "value_dim")
     embed = module.embed_dim
     if heads != module.num_heads:
         return f"num_heads differ: Keras {heads}, torch {module.num_heads}"
@@ -709,16 +743,17 @@ def _mha_refuse(layer, module) -> str | None:
         sizes = ", ".join(f"{name} size {n}" for name, n in other.items())
         return (f"Keras {sizes} != embed_dim {embed}: only the packed in-projection (query, key, value and "
                 "output all embed_dim wide) is matched")
-    if layer.attention_axes is not None and tuple(layer.attention_axes) not in ((1,), (-2,)):
-        return f"attention_axes={layer.attention_axes}: torch attends over the one sequence axis"
-    if layer.dropout or module.dropout:
-        return (f"attention dropout Keras {layer.dropout}, torch {module.dropout}: random masks cannot be "
-                "matched: set both to 0")
+    axes = _mha(layer, "attention_axes")
+    if axes is not None and tuple(axes) not in ((1,), (-2,)):
+        return f"attention_axes={axes}: torch attends over the one sequence axis"
+    if _mha(layer, "dropout") or module.dropout:
+        return (f"attention dropout Keras {_mha(layer, 'dropout')}, torch {module.dropout}: random masks "
+                "cannot be matched: set both to 0")
     return None
 
 
 def _mha_notes(layer, module) -> list[str]:
-    scale = 1.0 / math.sqrt(layer.key_dim)
+    scale = 1.0 / math.sqrt(_mha(layer, "key_dim"))
     keras_scale = float(np.float32(scale))
     if layer.compute_dtype == "float64" and keras_scale != scale:
         return [f"Keras scales the attention scores by float32(1/sqrt(key_dim)) = {keras_scale!r} even in "
@@ -771,7 +806,7 @@ _RECORDS = (
          layout=(" (Keras Conv2DTranspose kernels are (kh, kw, out, in), nn.ConvTranspose2d weights "
                  "(in, out, kh, kw))"), notes=_conv_transpose_notes),
     Kind("depthwise_conv2d", ("DepthwiseConv2D",), (nn.Conv2d,),
-         (_depthwise_spec("kernel", "weight"), _one("bias", "bias")),
+         (_depthwise_spec("kernel", "weight"), _one("bias", "bias")), keras_variables=_depthwise_variables,
          layout=(" (Keras depthwise kernels are (kh, kw, in, multiplier), torch Conv2d(groups=in) weights "
                  "(in*multiplier, 1, kh, kw))"), accepts=_is_depthwise,
          notes=lambda layer, module: _conv_notes(layer, module, groups=False)),
@@ -948,13 +983,32 @@ class LayerMatch:
                                 + "; ".join(self.problems))
 
 
-def keras_kind(layer) -> str | None:
+def keras_apis() -> list:
+    """The Keras packages a model may come from: Keras 3 (``keras``) and, once imported (``import
+    tf_keras``, or ``tf.keras`` under ``TF_USE_LEGACY_KERAS=1``), Keras 2 (``tf_keras``)."""
     import keras
 
-    for name, record in RECORDS.items():
-        if any(isinstance(layer, getattr(keras.layers, cls)) for cls in record.keras):
-            return name
-    return None
+    legacy = sys.modules.get("tf_keras")
+    return [keras] if legacy is None else [keras, legacy]
+
+
+def _keras_classes(class_names) -> list:
+    return [c for api in keras_apis() for c in (getattr(api.layers, name, None) for name in class_names)
+            if c is not None]
+
+
+def keras_layer_is(layer, *class_names: str) -> bool:
+    """Whether ``layer`` is a ``keras.layers.<name>`` or a ``tf_keras.layers.<name>`` of one of the
+    names."""
+    return any(isinstance(layer, c) for c in _keras_classes(class_names))
+
+
+def keras_kind(layer) -> str | None:
+    """The record of a Keras layer: of the records whose class it is an instance of, the most
+    specific (Keras 2's ``Conv2DTranspose`` subclasses its ``Conv2D``)."""
+    found = [(len(c.__mro__), name) for name, record in RECORDS.items() for c in _keras_classes(record.keras)
+             if isinstance(layer, c)]
+    return max(found)[1] if found else None
 
 
 def torch_kind(module: nn.Module) -> str | None:
@@ -967,12 +1021,10 @@ def torch_kind(module: nn.Module) -> str | None:
 
 
 def _keras_children(layer) -> list:
-    import keras
-
-    if isinstance(layer, keras.Model):
-        return list(layer.layers)
+    if any(isinstance(layer, api.Model) for api in keras_apis()):
+        return [c for c in layer.layers if not keras_layer_is(c, "InputLayer")]
     return [c for c in layer._flatten_layers(include_self=False, recursive=False)
-            if not isinstance(c, keras.layers.InputLayer)]
+            if not keras_layer_is(c, "InputLayer")]
 
 
 def _keras_leaves(layer):
@@ -1009,12 +1061,10 @@ def keras_weighted_layers(model, flatten_shapes: dict | None = None):
     not supported are listed with ``kind`` None; unsupported layers holding only non-trainable
     weights (e.g. a ``Normalization`` layer's statistics) are left out: nothing trains them.
     """
-    import keras
-
     flatten_shapes = dict(flatten_shapes or {})
     out, pending = [], None
     for layer in _keras_leaves(model):
-        if isinstance(layer, keras.layers.Flatten):
+        if keras_layer_is(layer, "Flatten"):
             pending = _flatten_input_hwc(layer)
             continue
         kind = keras_kind(layer)
@@ -1196,7 +1246,7 @@ def _check_coverage(match: LayerMatch, keras_model, torch_module) -> None:
     covered_torch = {name for g in match.groups for name in g.torch_names}
     for v in keras_model.trainable_variables:
         if id(v) not in covered_keras:
-            match.problems.append(f"Keras variable {v.path} belongs to no supported layer")
+            match.problems.append(f"Keras variable {variable_path(v)} belongs to no supported layer")
     for name, _ in torch_module.named_parameters():
         if name not in covered_torch:
             match.problems.append(f"torch parameter {name} belongs to no supported module")

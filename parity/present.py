@@ -17,12 +17,21 @@ from signs.files import atomic_write
 REPORT_FORMAT_VERSION = 1
 
 
+def _quantities(result) -> list:
+    """The comparison's quantities, then any extra one the harness added (``moving mean``)."""
+    shown = list(result.quantities)
+    return shown + [q for q in result.tolerances if q not in shown and q in result.worst_rel]
+
+
 def table(result) -> str:
-    """Per quantity: max abs diff, max rel diff, at which step, tolerance, ok/FAIL."""
+    """Per quantity: max abs diff, max rel diff, at which step, tolerance, ok/FAIL; then, for a
+    failing pair, where it diverges (:mod:`parity.divergence`)."""
     rows = [[q, f"{result.worst_abs[q]:.3e}", f"{result.worst_rel[q]:.3e}", result.worst_step[q],
              f"{result.tolerances[q]:.0e}", "ok" if q not in result.failing else "FAIL"]
-            for q in result.quantities]
-    return tabulate(rows, headers=["quantity", "max abs diff", "max rel diff", "at step", "tolerance", "ok"])
+            for q in _quantities(result)]
+    text = tabulate(rows, headers=["quantity", "max abs diff", "max rel diff", "at step", "tolerance", "ok"])
+    divergence = getattr(result, "divergence", None)
+    return text if divergence is None or result.passed else f"{text}\n\n{divergence.table()}"
 
 
 def verdict(result, label: str) -> str:
@@ -31,6 +40,9 @@ def verdict(result, label: str) -> str:
         detail = "every quantity within tolerance"
     else:
         detail = f"outside tolerance: {', '.join(result.failing) or 'the steps or mini-batches differ'}"
+        divergence = getattr(result, "divergence", None)
+        if divergence is not None:
+            detail += f"; {divergence.line()}"
     return (f"{'PASS' if result.passed else 'FAIL'}: {label}, {result.dtype} {result.mode}, "
             f"{len(result.steps)} steps: {detail}")
 
@@ -41,7 +53,7 @@ def _finite(x):
 
 def to_json(result, **meta) -> dict:
     """The figures of a comparison as JSON-ready data, with ``meta`` (e.g. ``pair``) added."""
-    quantities = result.quantities
+    quantities = _quantities(result)
     document = {
         "format_version": REPORT_FORMAT_VERSION,
         "passed": result.passed,
@@ -60,6 +72,10 @@ def to_json(result, **meta) -> dict:
                    "max_abs_diff": {q: _finite(v) for q, v in s.abs.items()},
                    "max_rel_diff": {q: _finite(v) for q, v in s.rel.items()}} for s in result.steps],
     }
+    if getattr(result, "stochastic", None):
+        document["stochastic"] = result.stochastic
+    if getattr(result, "divergence", None) is not None and not result.passed:
+        document["divergence"] = result.divergence.to_json()
     if result.epochs:
         document["epoch_costs"] = [{"epoch": e, "cost_a": a, "cost_b": b, "max_abs_diff": _finite(d),
                                     "max_rel_diff": _finite(r)} for e, a, b, d, r in result.epochs]
@@ -74,7 +90,7 @@ def plot(result, title: str, path) -> Path:
     import matplotlib.pyplot as plt
 
     figure, axes = plt.subplots(figsize=(7, 4.5))
-    for index, q in enumerate(result.quantities):
+    for index, q in enumerate(_quantities(result)):
         points = [(s.step, s.rel[q]) for s in result.steps if q in s.rel]
         if not points:
             continue
