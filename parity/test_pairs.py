@@ -22,6 +22,12 @@ from signs.implementations import DEFAULT_TORCH, NAMES, names, torch_optimizer_f
 
 PAIRS = list(itertools.combinations(NAMES, 2))
 TORCH = names("torch")
+# A whole epoch for every torch implementation but fast-exact, which is idiomatic's bits exactly
+# (tests/test_model_torch.py asserts it with ==) and goes through the first steps above; in float32
+# the free-running epoch is left to the golden comparison (10 epochs, every implementation).
+EPOCH_CASES = [(impl, dtype, mode) for impl in TORCH if impl != "fast-exact"
+               for dtype, mode in (("float64", "teacher-forced"), ("float64", "free-running"),
+                                   ("float32", "teacher-forced"))]
 FIRST_STEPS = 3
 EPOCH_STEPS = 34
 
@@ -53,9 +59,7 @@ def test_first_steps_of_every_pair(traces, pair, dtype, mode):
     assert_parity(reference, other, dtype, mode, pair)
 
 
-@pytest.mark.parametrize("mode", ["teacher-forced", "free-running"])
-@pytest.mark.parametrize("dtype", ["float64", "float32"])
-@pytest.mark.parametrize("impl", TORCH)
+@pytest.mark.parametrize("impl,dtype,mode", EPOCH_CASES, ids=["-".join(case) for case in EPOCH_CASES])
 def test_one_epoch_tf1_vs_every_torch_implementation(traces, impl, dtype, mode):
     """A whole epoch, so the epoch cost each side prints (and returns for the plot) is compared:
     the original's quirk (divide by the 33 full batches, though 34 run) must be kept."""
