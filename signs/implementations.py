@@ -12,8 +12,9 @@ name            framework   what it is                                    layout
 ``line-by-line`` torch      the line-by-line port (``torch_port.model``)  tutorial     as chosen
 ``idiomatic``   torch       nn.Module, DataLoader, autograd               module       as chosen
 ``fast``        torch       the idiomatic port without the overhead,      module       as chosen
-                            TF1's Adam in one fused pass (round-off
-                            differs from ``idiomatic``; the CLI default)
+                            TF1's Adam in one fused pass, denormals
+                            flushed as TF does (round-off differs from
+                            ``idiomatic``; the CLI default)
 ``fast-exact``  torch       the same, Adam in ten passes: ``idiomatic``'s  module       as chosen
                             bits exactly
 ==============  ==========  ============================================  ===========  ============
@@ -105,7 +106,7 @@ IMPLEMENTATIONS = {impl.name: impl for impl in (
                    "python -m torch_port.train --impl idiomatic"),
     Implementation("fast", "torch_port.fast.train: no autograd or allocations, one-pass fused Adam",
                    "torch", "module", "torch_port.fast", "train", "torch_port.nn_model.minibatch_indices",
-                   "python -m torch_port.train --impl fast", {"adam_kernel": "fused"},
+                   "python -m torch_port.train --impl fast", {"adam_kernel": "fused", "flush_denormal": True},
                    optimizers=("tf-adam", "keras-adam")),
     Implementation("fast-exact", "torch_port.fast.train: the idiomatic port's bits, without its overhead",
                    "torch", "module", "torch_port.fast", "train", "torch_port.nn_model.minibatch_indices",

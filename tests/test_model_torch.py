@@ -507,3 +507,18 @@ def test_unknown_adam_kernel_is_refused(tutorial_arrays):
     with pytest.raises(ValueError, match="adam_kernel must be one of exact, fused"):
         fast_path.train(*tutorial_arrays, num_epochs=1, print_cost=False, adam_kernel="nope")
 
+
+def test_flushing_denormals_keeps_the_numbers_and_is_undone(tutorial_arrays):
+    """The default fast path flushes denormals as TF's kernels do: over an epoch nothing that
+    large is flushed (same bits), and afterwards denormal arithmetic works again."""
+    tiny = torch.tensor(1e-39, dtype=torch.float32)  # a float32 denormal
+    plain = fast_path.train(*tutorial_arrays, num_epochs=1, print_cost=False, adam_kernel="fused")[0]
+    flushed = fast_path.train(*tutorial_arrays, num_epochs=1, print_cost=False, adam_kernel="fused",
+                              flush_denormal=True)[0]
+    for name in plain:
+        assert np.array_equal(plain[name], flushed[name]), name
+    assert (tiny * 1.0).item() != 0.0
+    with fast_path.denormals_flushed(True):
+        assert (tiny * 1.0).item() == 0.0
+    assert (tiny * 1.0).item() != 0.0
+

@@ -211,6 +211,9 @@ def write_outputs(out: Path, args, metrics: dict, parameters, costs) -> list[Pat
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    if get(args.impl).options.get("flush_denormal"):
+        # before any parallel op: torch's intra-op threads take the setting when they start
+        torch.set_flush_denormal(True)
     device = pick_device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
