@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from parity.compare import difference, tensor_difference
-from parity.layers import _flatten_input_hwc, _keras_leaves, keras_layer_is
+from parity.layers import flatten_input_hwc, keras_layer_is, keras_leaves
 from parity.stochastic import KerasStochastic, TorchStochastic, to_torch_layout
 
 MOVING_MEAN = "moving mean"
@@ -294,10 +294,10 @@ def _paired_layers(keras_model, match, stochastic) -> list[_Layer]:
     paths = {keras_name: torch_path for keras_name, torch_path, _, _ in match.pairs}
     chances = {p.keras_name: p for p in (stochastic.pairs if stochastic is not None else [])}
     out, after, between = [], False, []
-    for layer in _keras_leaves(keras_model):
+    for layer in keras_leaves(keras_model):
         name = layer.name
         if keras_layer_is(layer, "Flatten"):
-            after = isinstance(_flatten_input_hwc(layer), tuple)
+            after = isinstance(flatten_input_hwc(layer), tuple)
         if name in weighted:
             keras_layer, module, kind = weighted[name]
             out.append(_Layer(name, keras_layer, paths.get(name, ""), module, kind, after_flatten=after,

@@ -56,8 +56,8 @@ from parity.compare import MODES, Comparison, compare_records
 from parity.divergence import MOVING_MEAN, StepState, add_moving_means, locate
 from parity.layers import LayerMatch, keras_state, load_torch_state, match_layers
 from parity.optimizers import (  # noqa: F401  (re-exported: tests and docs import them from here)
-    _is_keras_adam,
-    _keras_slot_scale,
+    is_keras_adam,
+    keras_slot_scale,
     keras_slots,
     load_torch_slots,
     optimizer_notes,
@@ -153,7 +153,7 @@ def run_keras(model, loss, optimizer, batches: list, match: LayerMatch,
         record = {"step": step, "cost": float(np.asarray(cost)), "output": output,
                   "grads": match.to_torch_values(variables, grads),
                   "params": match.to_torch_values(variables, [v.numpy() for v in variables])}
-        scale = _keras_slot_scale(optimizer)
+        scale = keras_slot_scale(optimizer)
         for slot, values in keras_slots(optimizer, variables).items():
             slots = match.to_torch_values(variables, [s.numpy() * scale[slot] for s in values])
             record[slot] = {name: value.astype(dtype) for name, value in slots.items()}
@@ -207,6 +207,19 @@ def run_torch(module: torch.nn.Module, loss, optimizer, batches: list, teacher: 
     return records
 
 
+def checked_run(mode: str, input_layout: str, batches, steps: int | None) -> list:
+    """The first ``steps`` batches as a list, after refusing (one line) an unknown mode or input
+    layout, or fewer batches than steps (the checks every step-parity harness makes)."""
+    if mode not in MODES:
+        raise InputError(f"mode {mode!r}: expected one of {', '.join(MODES)}")
+    if input_layout not in INPUT_LAYOUTS:
+        raise InputError(f"input_layout {input_layout!r}: expected one of {', '.join(INPUT_LAYOUTS)}")
+    batches = list(itertools.islice(batches, steps)) if steps is not None else list(batches)
+    if not batches or (steps is not None and len(batches) < steps):
+        raise InputError(f"{steps} steps asked for, {len(batches)} batches given")
+    return batches
+
+
 def step_parity(keras_model, keras_loss, keras_optimizer, torch_module, torch_loss, torch_optimizer,
                 batches, steps: int | None = None, mode: str = "teacher-forced", *,
                 input_layout: str = "NHWC", tolerances: dict | None = None, transfer: bool = True,
@@ -233,13 +246,7 @@ def step_parity(keras_model, keras_loss, keras_optimizer, torch_module, torch_lo
     table and the JSON; :mod:`parity.divergence`); it records both sides' weights before every
     step.
     """
-    if mode not in MODES:
-        raise InputError(f"mode {mode!r}: expected one of {', '.join(MODES)}")
-    if input_layout not in INPUT_LAYOUTS:
-        raise InputError(f"input_layout {input_layout!r}: expected one of {', '.join(INPUT_LAYOUTS)}")
-    batches = list(itertools.islice(batches, steps)) if steps is not None else list(batches)
-    if not batches or (steps is not None and len(batches) < steps):
-        raise InputError(f"{steps} steps asked for, {len(batches)} batches given")
+    batches = checked_run(mode, input_layout, batches, steps)
     keras_dtype = variable_dtype(keras_model.trainable_variables[0])
     torch_dtype = dtype_name(next(torch_module.parameters()).dtype)
     if keras_dtype != torch_dtype:
@@ -286,7 +293,7 @@ def step_parity(keras_model, keras_loss, keras_optimizer, torch_module, torch_lo
                           stats=[g.torch_names[0] for g in _moving_means(match)], step_hook=torch_step)
     notes = list(match.notes) + optimizer_notes(keras_optimizer, torch_optimizer, keras_dtype)
     notes += [chances.summary()] * bool(chances.pairs) + chances.notes
-    if _is_keras_adam(keras_optimizer) and any(w.kind == "embedding" for w in match.trainable()):
+    if is_keras_adam(keras_optimizer) and any(w.kind == "embedding" for w in match.trainable()):
         notes.append("Keras Adam squares an Embedding's sparse gradient per occurrence: a row looked up "
                      "twice in a batch gets v += (g1^2 + g2^2) (1 - beta_2), torch (dense) (g1 + g2)^2: "
                      "parity holds only for batches without repeated indices")

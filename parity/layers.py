@@ -1027,17 +1027,17 @@ def _keras_children(layer) -> list:
             if not keras_layer_is(c, "InputLayer")]
 
 
-def _keras_leaves(layer):
+def keras_leaves(layer):
     """Every leaf layer of a Keras model in order (supported kinds are leaves)."""
     children = _keras_children(layer)
     if keras_kind(layer) or not children:
         yield layer
         return
     for child in children:
-        yield from _keras_leaves(child)
+        yield from keras_leaves(child)
 
 
-def _flatten_input_hwc(layer):
+def flatten_input_hwc(layer):
     """(H, W, C) of a Keras ``Flatten``'s channels-last 4-D input; None if no permutation is
     needed (other ranks, channels_first); ``_UNSET`` when Keras cannot tell (subclassed models)."""
     if getattr(layer, "data_format", "channels_last") == "channels_first":
@@ -1063,9 +1063,9 @@ def keras_weighted_layers(model, flatten_shapes: dict | None = None):
     """
     flatten_shapes = dict(flatten_shapes or {})
     out, pending = [], None
-    for layer in _keras_leaves(model):
+    for layer in keras_leaves(model):
         if keras_layer_is(layer, "Flatten"):
-            pending = _flatten_input_hwc(layer)
+            pending = flatten_input_hwc(layer)
             continue
         kind = keras_kind(layer)
         if not layer.weights or (kind is None and not layer.trainable_weights):
@@ -1110,6 +1110,26 @@ def _describe_torch(path, module) -> str:
     return f"torch module {path or '<root>'!r} ({type(module).__name__})"
 
 
+def pair_entries(keras_entries: list, torch_entries: list, name_map: dict) -> tuple:
+    """Pair Keras entries with torch entries (each a tuple whose first item is the name or path):
+    ``name_map``'s pairs first, then the rest in order.
+
+    Returns ``(pairs, rest_keras, rest_torch, unknown_keras, unknown_torch)``: ``pairs`` as
+    ``(keras_entry, torch_entry, "name_map" | "order")``; the entries left over on either side
+    (past the shorter list); the names ``name_map`` gives that are not among the entries.
+    """
+    by_keras = {entry[0]: entry for entry in keras_entries}
+    by_torch = {entry[0]: entry for entry in torch_entries}
+    unknown_keras = [k for k in name_map if k not in by_keras]
+    unknown_torch = [t for t in name_map.values() if t not in by_torch]
+    pairs = [(by_keras[k], by_torch[t], "name_map") for k, t in name_map.items()
+             if k in by_keras and t in by_torch]
+    rest_keras = [e for e in keras_entries if e[0] not in name_map]
+    rest_torch = [e for e in torch_entries if e[0] not in set(name_map.values())]
+    pairs += [(k, t, "order") for k, t in zip(rest_keras, rest_torch)]
+    return pairs, rest_keras[len(rest_torch):], rest_torch[len(rest_keras):], unknown_keras, unknown_torch
+
+
 def match_layers(keras_model, torch_module: nn.Module, name_map: dict | None = None,
                  flatten_shapes: dict | None = None) -> LayerMatch:
     """Pair the weighted layers of a Keras model and a torch module (see the module docstring)."""
@@ -1117,23 +1137,17 @@ def match_layers(keras_model, torch_module: nn.Module, name_map: dict | None = N
     match = LayerMatch()
     keras_layers = keras_weighted_layers(keras_model, flatten_shapes)
     torch_modules = torch_weighted_modules(torch_module)
-    by_keras = {entry[0]: entry for entry in keras_layers}
-    by_torch = {entry[0]: entry for entry in torch_modules}
-    for keras_name, torch_path in name_map.items():
-        if keras_name not in by_keras:
-            match.problems.append(f"name_map names Keras layer {keras_name!r}, which the model has not "
-                                  f"(weighted layers: {', '.join(by_keras)})")
-        if torch_path not in by_torch:
-            match.problems.append(f"name_map names torch module {torch_path!r}, which the module has not "
-                                  f"(modules with weights: {', '.join(by_torch)})")
-    pairs = [(by_keras[k], by_torch[t], "name_map") for k, t in name_map.items()
-             if k in by_keras and t in by_torch]
-    rest_keras = [e for e in keras_layers if e[0] not in name_map]
-    rest_torch = [e for e in torch_modules if e[0] not in set(name_map.values())]
-    pairs += [(k, t, "order") for k, t in zip(rest_keras, rest_torch)]
-    for name, layer, _, _ in rest_keras[len(rest_torch):]:
+    pairs, rest_keras, rest_torch, unknown_keras, unknown_torch = pair_entries(keras_layers, torch_modules,
+                                                                               name_map)
+    for keras_name in unknown_keras:
+        match.problems.append(f"name_map names Keras layer {keras_name!r}, which the model has not "
+                              f"(weighted layers: {', '.join(e[0] for e in keras_layers)})")
+    for torch_path in unknown_torch:
+        match.problems.append(f"name_map names torch module {torch_path!r}, which the module has not "
+                              f"(modules with weights: {', '.join(e[0] for e in torch_modules)})")
+    for name, layer, _, _ in rest_keras:
         match.problems.append(f"{_describe_keras(name, layer)} has no torch counterpart (left over)")
-    for path, module, _ in rest_torch[len(rest_keras):]:
+    for path, module, _ in rest_torch:
         match.problems.append(f"{_describe_torch(path, module)} has no Keras counterpart (left over)")
     trainable_ids = {id(v) for v in keras_model.trainable_variables}
     for (keras_name, layer, kind, hwc), (torch_path, module, tkind), how in pairs:

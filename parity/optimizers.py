@@ -69,12 +69,11 @@ import sys
 
 import numpy as np
 import torch
-from torch.optim import Optimizer
 
 from signs.errors import InputError
 from signs.precision import f32
 from torch_port.dtypes import dtype_name
-from torch_port.optim import TFAdam
+from torch_port.optim import PlainOptimizer, TFAdam
 
 APIS = ("keras3", "keras2", "keras2-legacy")
 SCHEDULES = ("ExponentialDecay", "PiecewiseConstantDecay", "PolynomialDecay", "InverseTimeDecay",
@@ -86,12 +85,6 @@ _API_NAMES = {"keras3": "keras.optimizers", "keras2": "tf_keras.optimizers",
 def _real(dtype: torch.dtype):
     """The NumPy scalar type of a torch dtype (``np.float64`` for ``torch.float64``)."""
     return np.dtype(dtype_name(dtype)).type
-
-
-def _undecorated(method):
-    """The function under a ``functools.wraps`` decorator (torch.optim wraps a few methods in
-    ``torch._disable_dynamo``, whose first call imports ``torch._dynamo``: seconds)."""
-    return getattr(method, "__wrapped__", method)
 
 
 # --- the learning rate -------------------------------------------------------------------------
@@ -116,7 +109,7 @@ class KerasSchedule:
 
 # --- the twins ---------------------------------------------------------------------------------
 
-class KerasOptimizer(Optimizer):
+class KerasOptimizer(PlainOptimizer):
     """What every Keras optimizer does around its update, then the update of a subclass.
 
     Per :meth:`step`: the learning rate for this step (``learning_rate``: a number, kept as Keras
@@ -153,19 +146,6 @@ class KerasOptimizer(Optimizer):
         self.decay = float(decay)
         defaults = {**defaults, "lr": lr, "weight_decay": weight_decay, "iterations": 0, "last_lr": lr}
         super().__init__(params, defaults)
-
-    # the undecorated methods, as TFAdam does (no torch._dynamo import on the first call)
-    def add_param_group(self, param_group: dict) -> None:
-        _undecorated(Optimizer.add_param_group)(self, param_group)
-
-    def zero_grad(self, set_to_none: bool = True) -> None:
-        _undecorated(Optimizer.zero_grad)(self, set_to_none)
-
-    def state_dict(self) -> dict:
-        return _undecorated(Optimizer.state_dict)(self)
-
-    def load_state_dict(self, state_dict: dict) -> None:
-        _undecorated(Optimizer.load_state_dict)(self, state_dict)
 
     @property
     def iterations(self) -> int:
@@ -688,7 +668,7 @@ def keras_last_learning_rate(optimizer, api: str) -> float:
     return lr
 
 
-def _keras_slot_scale(optimizer) -> dict[str, float]:
+def keras_slot_scale(optimizer) -> dict[str, float]:
     """Factor turning each Keras slot into torch's units: SGD's velocity ``u`` -> ``-u / lr``,
     RMSprop's momentum (which includes ``lr``) -> ``mom / lr``; others as they are."""
     identity = keras_identity(optimizer)
@@ -878,7 +858,7 @@ def optimizer_notes(keras_optimizer, torch_optimizer, dtype: str) -> list[str]:
     return notes
 
 
-def _is_keras_adam(optimizer) -> bool:
+def is_keras_adam(optimizer) -> bool:
     """Keras 3's Adam or AdamW (which squares an Embedding's sparse gradient slice by slice;
     tf_keras sums repeated rows first)."""
     identity = keras_identity(optimizer)

@@ -80,7 +80,7 @@ import torch
 from torch import nn
 
 from parity.errors import TransferError
-from parity.layers import _flatten_input_hwc, _keras_leaves, keras_kind, keras_layer_is
+from parity.layers import flatten_input_hwc, keras_kind, keras_layer_is, keras_leaves, pair_entries
 
 STOCHASTIC_MODES = ("share", "off", "own")
 
@@ -151,7 +151,7 @@ def _draw_normal(layer, kind: str, shape: tuple, dtype, rng: np.random.Generator
     return rng.standard_normal(shape).astype(dtype)
 
 
-def _keras_dropout(rate: float, x, keep: np.ndarray):
+def keras_dropout(rate: float, x, keep: np.ndarray):
     import tensorflow as tf
 
     if rate <= 0:
@@ -235,13 +235,13 @@ def _spatial_kind(rank: int) -> StochasticKind:
     module = _SPATIAL_TORCH[rank]
     return StochasticKind(f"spatial_dropout{rank}d", (f"SpatialDropout{rank}D",), f"nn.{module.__name__}",
                           lambda m, module=module: isinstance(m, module), "rate", "p",
-                          _draw_mask, _keras_dropout, _torch_dropout)
+                          _draw_mask, keras_dropout, _torch_dropout)
 
 
 _KINDS = (
     _spatial_kind(1), _spatial_kind(2), _spatial_kind(3),
     StochasticKind("dropout", ("Dropout",), "nn.Dropout", lambda m: isinstance(m, nn.Dropout), "rate", "p",
-                   _draw_mask, _keras_dropout, _torch_dropout),
+                   _draw_mask, keras_dropout, _torch_dropout),
     StochasticKind("gaussian_noise", ("GaussianNoise",), "parity.stochastic.GaussianNoise",
                    _named("GaussianNoise", "stddev"), "stddev", "stddev",
                    _draw_normal, _keras_noise, _torch_noise),
@@ -364,9 +364,9 @@ def keras_stochastic_layers(model, dense_hwc: dict | None = None):
     when it is a Dense, else the Flatten's."""
     dense_hwc = dense_hwc or {}
     out, problems, pending, flatten = [], [], [], None
-    for layer in _keras_leaves(model):
+    for layer in keras_leaves(model):
         if keras_layer_is(layer, "Flatten"):
-            shape = _flatten_input_hwc(layer)
+            shape = flatten_input_hwc(layer)
             flatten = shape if isinstance(shape, tuple) else None
             pending = []
             continue
@@ -413,27 +413,22 @@ def match_stochastic(keras_model, torch_module: nn.Module, name_map: dict | None
     match = StochasticMatch(mode=mode, seed=seed)
     keras_layers, match.problems = keras_stochastic_layers(keras_model, dense_hwc)
     torch_modules = torch_stochastic_modules(torch_module)
-    by_keras = {entry[0]: entry for entry in keras_layers}
-    by_torch = {entry[0]: entry for entry in torch_modules}
-    name_map = dict(name_map or {})
-    for keras_name, torch_path in name_map.items():
-        if keras_name not in by_keras:
-            match.problems.append(f"name_map names Keras layer {keras_name!r}, which is not a stochastic "
-                                  f"layer of the model (stochastic layers: {', '.join(by_keras) or 'none'})")
-        if torch_path not in by_torch:
-            match.problems.append(f"name_map names torch module {torch_path!r}, which is not a stochastic "
-                                  f"module (stochastic modules: {', '.join(by_torch) or 'none'})")
-    pairs = [(by_keras[k], by_torch[t], "name_map") for k, t in name_map.items()
-             if k in by_keras and t in by_torch]
-    rest_keras = [e for e in keras_layers if e[0] not in name_map]
-    rest_torch = [e for e in torch_modules if e[0] not in set(name_map.values())]
-    pairs += [(k, t, "order") for k, t in zip(rest_keras, rest_torch)]
-    for name, layer, kind, _ in rest_keras[len(rest_torch):]:
+    pairs, rest_keras, rest_torch, unknown_keras, unknown_torch = pair_entries(keras_layers, torch_modules,
+                                                                               dict(name_map or {}))
+    for keras_name in unknown_keras:
+        layers = ", ".join(e[0] for e in keras_layers) or "none"
+        match.problems.append(f"name_map names Keras layer {keras_name!r}, which is not a stochastic layer "
+                              f"of the model (stochastic layers: {layers})")
+    for torch_path in unknown_torch:
+        modules = ", ".join(e[0] for e in torch_modules) or "none"
+        match.problems.append(f"name_map names torch module {torch_path!r}, which is not a stochastic module "
+                              f"(stochastic modules: {modules})")
+    for name, layer, kind, _ in rest_keras:
         match.problems.append(f"{_describe(name, layer, 'keras')} has no torch counterpart: the torch "
                               f"module needs a {kind.torch_label} module (registered in __init__, in the "
                               "same order) so that the harness can give it Keras's masks (or pass "
                               "stochastic='off')")
-    for path, module in rest_torch[len(rest_keras):]:
+    for path, module in rest_torch:
         match.problems.append(f"{_describe(path, module, 'torch')} has no Keras counterpart (left over): "
                               "a stochastic module the Keras model does not have")
     for (name, layer, kind, hwc), (path, module), how in pairs:

@@ -151,7 +151,7 @@ def keras2_parity(keras_optimizer, mode="teacher-forced", torch_optimizer=None):
         record = {"step": step, "cost": float(cost), "output": np.asarray(output),
                   "grads": {n: _to_torch(g) for n, g in zip(NAMES, grads)},
                   "params": {n: _to_torch(v.numpy()) for n, v in zip(NAMES, variables)}}
-        scale = twins._keras_slot_scale(keras_optimizer)
+        scale = twins.keras_slot_scale(keras_optimizer)
         for quantity, slots in twins.keras_slots(keras_optimizer, variables).items():
             record[quantity] = {n: _to_torch(s.numpy() * scale[quantity]) for n, s in zip(NAMES, slots)}
         reference.append(record)

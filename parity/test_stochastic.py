@@ -32,7 +32,7 @@ from parity.generic import step_parity, torch_optimizer_like  # noqa: E402
 from parity.stochastic import (  # noqa: E402
     GaussianDropout,
     GaussianNoise,
-    _keras_dropout,
+    keras_dropout,
     match_stochastic,
     to_torch_layout,
 )
@@ -184,7 +184,7 @@ def test_the_keras_formula_is_keras_own_bit_for_bit(api_name, dtype):
                         (api.layers.SpatialDropout2D(0.6, dtype=dtype), 0.6)):
         theirs = np.asarray(layer(tf.constant(x), training=True))
         keep = theirs != 0
-        mine = np.asarray(_keras_dropout(rate, tf.constant(x), keep))
+        mine = np.asarray(keras_dropout(rate, tf.constant(x), keep))
         np.testing.assert_array_equal(mine, theirs)
 
 

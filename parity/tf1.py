@@ -46,7 +46,6 @@ active: for showing that the masks are the difference). The mode used is a note.
 from __future__ import annotations
 
 import contextlib
-import itertools
 import math
 from dataclasses import dataclass, field
 
@@ -54,8 +53,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from parity.compare import MODES, Comparison, compare_records
-from parity.generic import INPUT_LAYOUTS, run_torch, to_channels_first
+from parity.compare import Comparison, compare_records
+from parity.generic import checked_run, run_torch, to_channels_first
 from parity.tf1_checkpoint import (
     checkpoint_variables,
     describe,
@@ -565,15 +564,9 @@ def step_parity(build_graph, torch_module, torch_loss, torch_optimizer, batches,
     import tensorflow as tf
 
     tf1 = tf.compat.v1
-    if mode not in MODES:
-        raise InputError(f"mode {mode!r}: expected one of {', '.join(MODES)}")
-    if input_layout not in INPUT_LAYOUTS:
-        raise InputError(f"input_layout {input_layout!r}: expected one of {', '.join(INPUT_LAYOUTS)}")
     if stochastic not in STOCHASTIC_MODES:
         raise InputError(f"stochastic {stochastic!r}: expected one of {', '.join(STOCHASTIC_MODES)}")
-    batches = list(itertools.islice(batches, steps)) if steps is not None else list(batches)
-    if not batches or (steps is not None and len(batches) < steps):
-        raise InputError(f"{steps} steps asked for, {len(batches)} batches given")
+    batches = checked_run(mode, input_layout, batches, steps)
     info = twin_info(torch_optimizer)
 
     graph, spec = _build(build_graph, seed)

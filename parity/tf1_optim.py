@@ -45,11 +45,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch.optim import Optimizer
 
 from signs.errors import InputError
 from torch_port.dtypes import dtype_name
-from torch_port.optim import TFAdam
+from torch_port.optim import PlainOptimizer, TFAdam
 
 # --- schedules ---------------------------------------------------------------------------------
 
@@ -124,7 +123,7 @@ def learning_rate_at(lr, global_step: int) -> float:
 
 # --- the twins ---------------------------------------------------------------------------------
 
-class _TF1Optimizer(Optimizer):
+class _TF1Optimizer(PlainOptimizer):
     """Common part: a learning rate that may be a schedule, ``global_step`` per group, TF slot names.
 
     ``tf_name``: TF1's default optimizer name (the checkpoint suffix of its slots); ``slots``:
@@ -141,19 +140,6 @@ class _TF1Optimizer(Optimizer):
         super().__init__(params, defaults)
         for group in self.param_groups:
             group.setdefault("global_step", 0)
-
-    # the undecorated methods, as TFAdam does (no torch._dynamo import on the first call)
-    def add_param_group(self, param_group: dict) -> None:
-        _plain(Optimizer.add_param_group)(self, param_group)
-
-    def zero_grad(self, set_to_none: bool = True) -> None:
-        _plain(Optimizer.zero_grad)(self, set_to_none)
-
-    def state_dict(self) -> dict:
-        return _plain(Optimizer.state_dict)(self)
-
-    def load_state_dict(self, state_dict: dict) -> None:
-        _plain(Optimizer.load_state_dict)(self, state_dict)
 
     def _initial_state(self, p: torch.Tensor, group: dict) -> dict:
         return {key: torch.zeros_like(p, memory_format=torch.preserve_format) for key in self.slots}
@@ -189,10 +175,6 @@ class _TF1Optimizer(Optimizer):
 
 def _as_real_exact(value: float, dtype: torch.dtype):
     return np.dtype(dtype_name(dtype)).type(value)
-
-
-def _plain(method):
-    return getattr(method, "__wrapped__", method)
 
 
 class GradientDescentOptimizer(_TF1Optimizer):

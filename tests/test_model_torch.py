@@ -511,6 +511,7 @@ def test_unknown_adam_kernel_is_refused(tutorial_arrays):
 def test_flushing_denormals_keeps_the_numbers_and_is_undone(tutorial_arrays):
     """The default fast path flushes denormals as TF's kernels do: over an epoch nothing that
     large is flushed (same bits), and afterwards denormal arithmetic works again."""
+    torch.set_flush_denormal(False)  # torch's default
     tiny = torch.tensor(1e-39, dtype=torch.float32)  # a float32 denormal
     plain = fast_path.train(*tutorial_arrays, num_epochs=1, print_cost=False, adam_kernel="fused")[0]
     flushed = fast_path.train(*tutorial_arrays, num_epochs=1, print_cost=False, adam_kernel="fused",

@@ -30,7 +30,35 @@ from torch.optim import Optimizer
 from torch_port.dtypes import dtype_name
 
 
-class TFAdam(Optimizer):
+def _plain(method):
+    """The function under a ``functools.wraps`` decorator (the method itself if undecorated)."""
+    return getattr(method, "__wrapped__", method)
+
+
+class PlainOptimizer(Optimizer):
+    """A ``torch.optim.Optimizer`` whose bookkeeping methods skip ``torch._disable_dynamo``.
+
+    ``torch.optim.Optimizer`` wraps ``add_param_group``, ``zero_grad``, ``state_dict`` and
+    ``load_state_dict`` in ``torch._disable_dynamo``, whose first call imports ``torch._dynamo``:
+    about as long as ``import torch`` itself, before the first epoch. The optimizers of this
+    project (``TFAdam`` and the harness's twins) are not meant for ``torch.compile``, so they
+    call the plain functions (the wrappers' ``__wrapped__``).
+    """
+
+    def add_param_group(self, param_group: dict) -> None:
+        _plain(Optimizer.add_param_group)(self, param_group)
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        _plain(Optimizer.zero_grad)(self, set_to_none)
+
+    def state_dict(self) -> dict:
+        return _plain(Optimizer.state_dict)(self)
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        _plain(Optimizer.load_state_dict)(self, state_dict)
+
+
+class TFAdam(PlainOptimizer):
     """TF1 ``AdamOptimizer``'s update rule (defaults: lr 1e-3, betas 0.9/0.999, eps 1e-8)."""
 
     def __init__(self, params, lr=0.001, betas=(0.9, 0.999), eps=1e-8, beta_powers="tf1"):
@@ -78,21 +106,6 @@ class TFAdam(Optimizer):
             group[key] = float(np.float32(np.float32(group[key]) * np.float32(beta)))
         group["step"] += 1
 
-    # torch.optim.Optimizer wraps these four in torch._disable_dynamo, whose first call imports
-    # torch._dynamo: about as long as ``import torch`` itself, before the first epoch. TFAdam is
-    # not meant for torch.compile, so it calls the plain functions (the wrappers' __wrapped__).
-    def add_param_group(self, param_group: dict) -> None:
-        _plain(Optimizer.add_param_group)(self, param_group)
-
-    def zero_grad(self, set_to_none: bool = True) -> None:
-        _plain(Optimizer.zero_grad)(self, set_to_none)
-
-    def state_dict(self) -> dict:
-        return _plain(Optimizer.state_dict)(self)
-
-    def load_state_dict(self, state_dict: dict) -> None:
-        _plain(Optimizer.load_state_dict)(self, state_dict)
-
     @torch.no_grad()
     def step(self, closure=None):
         loss = None
@@ -129,11 +142,6 @@ class TFAdam(Optimizer):
             torch._foreach_addcdiv_(params, ms, denominators, value=-alpha)
             self.advance(group)
         return loss
-
-
-def _plain(method):
-    """The function under a ``functools.wraps`` decorator (the method itself if undecorated)."""
-    return getattr(method, "__wrapped__", method)
 
 
 OPTIMIZERS = ("tf-adam", "keras-adam", "adam")

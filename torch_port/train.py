@@ -47,6 +47,7 @@ from signs.runs import Interrupted, OutputLock, StopRequest, signal_name
 from signs.weights import load_initial_parameters, load_parameters, save_parameters
 from torch_port import checkpoint as ckpt
 from torch_port import model as line_by_line
+from torch_port.fast import denormals_flushed
 from torch_port.optim import OPTIMIZERS
 
 METRICS_FORMAT_VERSION = 1
@@ -211,9 +212,14 @@ def write_outputs(out: Path, args, metrics: dict, parameters, costs) -> list[Pat
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    if get(args.impl).options.get("flush_denormal"):
-        # before any parallel op: torch's intra-op threads take the setting when they start
-        torch.set_flush_denormal(True)
+    # Before any parallel op, so torch's intra-op threads take the setting when they start; turned
+    # off again on return (main also runs inside other processes: the tests, a notebook).
+    with denormals_flushed(get(args.impl).options.get("flush_denormal", False)):
+        return run(args, argv)
+
+
+def run(args, argv) -> int:
+    """The command, once its arguments are parsed: check, load, train, report, write."""
     device = pick_device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
