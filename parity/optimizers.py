@@ -207,10 +207,7 @@ class KerasOptimizer(PlainOptimizer):
 
     @torch.no_grad()
     def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = self.evaluate(closure)
         iterations = self.iterations
         pairs = [(group, p) for group in self.param_groups for p in group["params"] if p.grad is not None]
         if not pairs:

@@ -154,10 +154,7 @@ class _TF1Optimizer(PlainOptimizer):
 
     @torch.no_grad()
     def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = self.evaluate(closure)
         for group in self.param_groups:
             group.setdefault("global_step", 0)
             params = [p for p in group["params"] if p.grad is not None]

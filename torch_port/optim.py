@@ -57,6 +57,14 @@ class PlainOptimizer(Optimizer):
     def load_state_dict(self, state_dict: dict) -> None:
         _plain(Optimizer.load_state_dict)(self, state_dict)
 
+    @staticmethod
+    def evaluate(closure):
+        """``step``'s closure, called with gradients on (``None`` without a closure)."""
+        if closure is None:
+            return None
+        with torch.enable_grad():
+            return closure()
+
 
 class TFAdam(PlainOptimizer):
     """TF1 ``AdamOptimizer``'s update rule (defaults: lr 1e-3, betas 0.9/0.999, eps 1e-8)."""
@@ -108,10 +116,7 @@ class TFAdam(PlainOptimizer):
 
     @torch.no_grad()
     def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = self.evaluate(closure)
         for group in self.param_groups:
             self._init_group(group)
             params = [p for p in group["params"] if p.grad is not None]
