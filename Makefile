@@ -13,7 +13,7 @@ help:
 	@echo "make test       the test suite (parity, both sides, executed docs); no slow tests"
 	@echo "make test-all   the test suite including the slow 1500-epoch trajectories"
 	@echo "make lint       ruff"
-	@echo "make bench      benchmark all four implementations side by side"
+	@echo "make bench      benchmark every implementation side by side (python -m benchmarks)"
 	@echo "make docs       regenerate the generated docs pages (side-by-side view, drift plot)"
 	@echo "make golden     regenerate the golden TensorFlow traces in parity/golden/"
 
