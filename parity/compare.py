@@ -83,7 +83,9 @@ class Comparison:
     ``batches_match``: both sides saw the same mini-batches (and steps). ``epochs``: per epoch
     whose cost both sides reported, ``(epoch, cost_a, cost_b, relative difference)``.
     ``label``, ``dtype``, ``mode``, ``notes`` (conventions that differ), ``match`` (a layer
-    pairing) and the two sides' ``reference``/``other`` records describe the run.
+    pairing) and the two sides' ``reference``/``other`` records describe the run;
+    ``stochastic``: how stochastic layers ran (``"share"``, ``"off"``, ``"own"``; None without
+    any); ``divergence``: where a failing comparison first diverges (:mod:`parity.divergence`).
     """
 
     steps: list
@@ -101,6 +103,8 @@ class Comparison:
     match: object = None
     reference: list = field(default_factory=list, repr=False)
     other: list = field(default_factory=list, repr=False)
+    stochastic: str | None = None
+    divergence: object = None
 
     @property
     def passed(self) -> bool:

@@ -30,7 +30,7 @@ def table(result) -> str:
              f"{result.tolerances[q]:.0e}", "ok" if q not in result.failing else "FAIL"]
             for q in _quantities(result)]
     text = tabulate(rows, headers=["quantity", "max abs diff", "max rel diff", "at step", "tolerance", "ok"])
-    divergence = getattr(result, "divergence", None)
+    divergence = result.divergence
     return text if divergence is None or result.passed else f"{text}\n\n{divergence.table()}"
 
 
@@ -40,7 +40,7 @@ def verdict(result, label: str) -> str:
         detail = "every quantity within tolerance"
     else:
         detail = f"outside tolerance: {', '.join(result.failing) or 'the steps or mini-batches differ'}"
-        divergence = getattr(result, "divergence", None)
+        divergence = result.divergence
         if divergence is not None:
             detail += f"; {divergence.line()}"
     return (f"{'PASS' if result.passed else 'FAIL'}: {label}, {result.dtype} {result.mode}, "
@@ -72,9 +72,9 @@ def to_json(result, **meta) -> dict:
                    "max_abs_diff": {q: _finite(v) for q, v in s.abs.items()},
                    "max_rel_diff": {q: _finite(v) for q, v in s.rel.items()}} for s in result.steps],
     }
-    if getattr(result, "stochastic", None):
+    if result.stochastic:
         document["stochastic"] = result.stochastic
-    if getattr(result, "divergence", None) is not None and not result.passed:
+    if result.divergence is not None and not result.passed:
         document["divergence"] = result.divergence.to_json()
     if result.epochs:
         document["epoch_costs"] = [{"epoch": e, "cost_a": a, "cost_b": b, "max_abs_diff": _finite(d),
