@@ -1,11 +1,14 @@
-"""The one exception type every entry point turns into a one-line message and exit status 2."""
+"""The exception every entry point turns into a one-line message: exit status 2 for bad input
+(its subclasses elsewhere carry their own statuses: ``signs.files.WriteError`` 3,
+``signs.runs.DirectoryInUse`` 4; see ``signs.cli.run_main`` and ``docs/errors.md``)."""
 
 
 class InputError(Exception):
     """Bad input from the user: a file, a directory, a value.
 
     The message names the input and the problem, and says what to do, in one line.
-    CLIs catch it (see :func:`signs.cli.run_main`) and exit with status 2.
+    CLIs catch it (see :func:`signs.cli.run_main`) and exit with status 2 (or the status of the
+    subclass).
     """
 
 
