@@ -129,22 +129,51 @@ class Comparison:
         return present.plot(self, title or f"{self.label}, {self.dtype}, {self.mode}", path)
 
 
+def _largest(values: dict) -> float:
+    return max((float(np.abs(v).max()) for v in values.values() if np.size(v)), default=0.0)
+
+
+def round_off_gradients(record: dict) -> set:
+    """The tensors whose gradient in ``record`` is zero up to round-off next to the largest
+    gradient (``max|g| <= ZERO_TENSOR_FACTOR * eps * that``): zero in exact arithmetic, e.g. the
+    bias of a BatchNorm whose output only reaches another BatchNorm, which removes any constant."""
+    grads = record.get("grads") or {}
+    scale = _largest(grads)
+    found = set()
+    for name, g in grads.items():
+        g = np.asarray(g)
+        if np.size(g) and np.issubdtype(g.dtype, np.floating) and scale > 0 \
+                and float(np.abs(g).max()) <= ZERO_TENSOR_FACTOR * float(np.finfo(g.dtype).eps) * scale:
+            found.add(name)
+    return found
+
+
 def compare_step(a: dict, b: dict) -> StepDiff:
     """Differences of one step's records (``a`` the reference), for the quantities both have.
 
     Per tensor, normwise (:func:`tensor_difference`); a quantity's figure is its worst tensor's.
+    A parameter whose reference gradient is zero up to round-off (:func:`round_off_gradients`)
+    is moved by round-off alone on each side, and an optimizer that divides by ``sqrt(v) +
+    epsilon`` (Adam) turns that round-off into steps of its own, different on each side: its
+    parameters and slots are measured against their quantity's largest tensor, as a tensor that
+    is zero in exact arithmetic is. A real difference there still shows: in the gradient itself.
     """
     diff = StepDiff(a["step"], a["cost"], b["cost"])
     diff.abs["cost"], diff.rel["cost"] = difference(a["cost"], b["cost"])
     if "output" in a and "output" in b:
         diff.abs["output"], diff.rel["output"] = difference(a["output"], b["output"])
+    driven_by_round_off = round_off_gradients(a)
     for quantity in STATE:
         if quantity not in a or quantity not in b:
             continue
-        scale = max((float(np.abs(v).max()) for v in a[quantity].values() if np.size(v)), default=0.0)
+        scale = _largest(a[quantity])
         worst_abs = worst_rel = 0.0
         for name, value in a[quantity].items():
-            pair = tensor_difference(value, b[quantity][name], scale)
+            if quantity != "grads" and name in driven_by_round_off:
+                max_abs = difference(value, b[quantity][name])[0]
+                pair = (max_abs, max_abs / scale if scale > 0 else max_abs)
+            else:
+                pair = tensor_difference(value, b[quantity][name], scale)
             diff.detail[f"{quantity}/{name}"] = pair
             worst_abs, worst_rel = max(worst_abs, pair[0]), max(worst_rel, pair[1])
         diff.abs[quantity], diff.rel[quantity] = worst_abs, worst_rel

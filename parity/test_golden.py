@@ -15,8 +15,11 @@ from parity.trace import RunConfig, run
 from signs.implementations import DEFAULT_TORCH, names
 
 TORCH = names("torch")
-# fast-exact is idiomatic's bits exactly (tests/test_model_torch.py), so it adds nothing here
-GOLDEN_TORCH = [impl for impl in TORCH if impl != "fast-exact"]
+# fast-exact is idiomatic's bits exactly (tests/test_model_torch.py), so it adds nothing here;
+# idiomatic's 10 epochs are slow-marked (make test-all): the default (fast) and the line-by-line
+# port run here, idiomatic's first steps and first epoch in test_pairs.py.
+GOLDEN_TORCH = [pytest.param(impl, marks=[pytest.mark.slow] if impl == "idiomatic" else [])
+                for impl in TORCH if impl != "fast-exact"]
 DTYPES = ["float32", "float64"]
 
 

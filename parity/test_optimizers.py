@@ -90,7 +90,10 @@ CASES = {
     "legacy-decay-adam": (lambda o, s: o.Adam(0.05, decay=0.3), ["m", "v"], LEGACY),
     "legacy-clipvalue-then-clipnorm": (lambda o, s: o.SGD(0.1, clipvalue=0.07, clipnorm=0.2), [], LEGACY),
 }
-PARAMS = [pytest.param(api, case, mode, id=f"{api}-{case}-{mode}")
+# Keras 2's free-running runs are slow-marked (make test-all): teacher forcing already checks every
+# step's arithmetic, and free-running adds only the drift, which Keras 3's runs show.
+PARAMS = [pytest.param(api, case, mode, id=f"{api}-{case}-{mode}",
+                       marks=[pytest.mark.slow] if api != "keras3" and mode == "free-running" else [])
           for case, (_, _, apis) in CASES.items() for api in apis for mode in MODES]
 
 
