@@ -50,18 +50,30 @@ def difference(a, b) -> tuple[float, float]:
     return max_abs, max_abs / scale
 
 
+def is_round_off(a, scale: float) -> bool:
+    """Whether the floating tensor ``a`` is zero up to round-off next to ``scale`` (its quantity's
+    largest value): ``max|a| <= ZERO_TENSOR_FACTOR * eps * scale``."""
+    a = np.asarray(a)
+    if not (scale > 0 and a.size and np.issubdtype(a.dtype, np.floating)):
+        return False
+    return float(np.abs(a).max()) <= ZERO_TENSOR_FACTOR * float(np.finfo(a.dtype).eps) * scale
+
+
+def scaled_difference(a, b, scale: float) -> tuple[float, float]:
+    """``(max|a - b|, max|a - b| / scale)``: a tensor's difference measured against its quantity's
+    largest value instead of its own (``scale`` 0: the absolute difference)."""
+    max_abs = difference(a, b)[0]
+    return max_abs, max_abs / scale if scale > 0 else max_abs
+
+
 def tensor_difference(a, b, scale: float) -> tuple[float, float]:
     """:func:`difference` of one tensor, unless the reference ``a`` is zero up to round-off next
-    to its quantity's largest tensor (``max|a| <= ZERO_TENSOR_FACTOR * eps * scale``): then its
-    difference is relative to ``scale``. Such a tensor is zero in exact arithmetic (e.g. the
-    gradient of a bias followed by BatchNorm); both sides hold round-off noise there, and noise
-    over noise says nothing."""
-    a = np.asarray(a)
-    max_abs, rel = difference(a, b)
-    eps = float(np.finfo(a.dtype).eps) if np.issubdtype(a.dtype, np.floating) else 0.0
-    if scale > 0 and a.size and float(np.abs(a).max()) <= ZERO_TENSOR_FACTOR * eps * scale:
-        return max_abs, max_abs / scale
-    return max_abs, rel
+    to its quantity's largest tensor (:func:`is_round_off`): then :func:`scaled_difference`.
+    Such a tensor is zero in exact arithmetic (e.g. the gradient of a bias followed by
+    BatchNorm); both sides hold round-off noise there, and noise over noise says nothing."""
+    if is_round_off(a, scale):
+        return scaled_difference(a, b, scale)
+    return difference(a, b)
 
 
 @dataclass
@@ -139,13 +151,7 @@ def round_off_gradients(record: dict) -> set:
     bias of a BatchNorm whose output only reaches another BatchNorm, which removes any constant."""
     grads = record.get("grads") or {}
     scale = _largest(grads)
-    found = set()
-    for name, g in grads.items():
-        g = np.asarray(g)
-        if np.size(g) and np.issubdtype(g.dtype, np.floating) and scale > 0 \
-                and float(np.abs(g).max()) <= ZERO_TENSOR_FACTOR * float(np.finfo(g.dtype).eps) * scale:
-            found.add(name)
-    return found
+    return {name for name, g in grads.items() if is_round_off(g, scale)}
 
 
 def compare_step(a: dict, b: dict) -> StepDiff:
@@ -170,8 +176,7 @@ def compare_step(a: dict, b: dict) -> StepDiff:
         worst_abs = worst_rel = 0.0
         for name, value in a[quantity].items():
             if quantity != "grads" and name in driven_by_round_off:
-                max_abs = difference(value, b[quantity][name])[0]
-                pair = (max_abs, max_abs / scale if scale > 0 else max_abs)
+                pair = scaled_difference(value, b[quantity][name], scale)
             else:
                 pair = tensor_difference(value, b[quantity][name], scale)
             diff.detail[f"{quantity}/{name}"] = pair

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from parity.compare import difference, tensor_difference
+from parity.compare import difference, scaled_difference, tensor_difference
 from parity.layers import flatten_input_hwc, keras_layer_is, keras_leaves
 from parity.stochastic import KerasStochastic, TorchStochastic, to_torch_layout
 
@@ -66,8 +66,7 @@ def add_moving_means(result, reference: list, other: list, tolerance: float) -> 
         scale = max((float(np.abs(v).max()) for v in stats_a.values() if np.size(v)), default=0.0)
         step_abs = step_rel = 0.0
         for name, value in stats_a.items():
-            max_abs = difference(value, stats_b[name])[0]
-            pair = (max_abs, max_abs / scale if scale > 0 else max_abs)
+            pair = scaled_difference(value, stats_b[name], scale)
             diff.detail[f"{MOVING_MEAN}/{name}"] = pair
             step_abs, step_rel = max(step_abs, pair[0]), max(step_rel, pair[1])
         diff.abs[MOVING_MEAN], diff.rel[MOVING_MEAN] = step_abs, step_rel

@@ -207,6 +207,16 @@ def run_torch(module: torch.nn.Module, loss, optimizer, batches: list, teacher: 
     return records
 
 
+def _before_each_step(snapshot, stochastic_side):
+    """The step hook of one side: record its state for the divergence report (``snapshot``, None
+    when not looking for one), then give its stochastic layers the step's draws."""
+    def hook(step):
+        if snapshot is not None:
+            snapshot(step)
+        stochastic_side.begin(step)
+    return hook
+
+
 def checked_run(mode: str, input_layout: str, batches, steps: int | None) -> list:
     """The first ``steps`` batches as a list, after refusing (one line) an unknown mode or input
     layout, or fewer batches than steps (the checks every step-parity harness makes)."""
@@ -268,24 +278,12 @@ def step_parity(keras_model, keras_loss, keras_optimizer, torch_module, torch_lo
     names = match.torch_names()
     state = StepState()
     keras_side = KerasStochastic(chances)
-    keras_snapshot = state.keras_hook(keras_model)
-
-    def keras_step(step):
-        if find_divergence:
-            keras_snapshot(step)
-        keras_side.begin(step)
-
+    keras_step = _before_each_step(state.keras_hook(keras_model) if find_divergence else None, keras_side)
     with keras_side:
         reference = run_keras(keras_model, keras_loss, keras_optimizer, batches, match, input_layout,
                               step_hook=keras_step)
     torch_side = TorchStochastic(chances, torch_module, keras_side.draws)
-    torch_snapshot = state.torch_hook(torch_module)
-
-    def torch_step(step):
-        if find_divergence:
-            torch_snapshot(step)
-        torch_side.begin(step)
-
+    torch_step = _before_each_step(state.torch_hook(torch_module) if find_divergence else None, torch_side)
     with torch_side:
         other = run_torch(torch_module, torch_loss, torch_optimizer, batches,
                           teacher=reference if mode == "teacher-forced" else None,

@@ -249,10 +249,39 @@ def train(X_train, Y_train, X_test, Y_test, learning_rate=0.0001, num_epochs=150
         raise ValueError(f"the fast path implements TF1's Adam only ('tf-adam', 'keras-adam'), "
                          f"not {optimizer!r}; use torch_port.nn_model.train")
     with denormals_flushed(flush_denormal):
-        return _train(X_train, Y_train, X_test, Y_test, learning_rate, num_epochs, minibatch_size,
-                      print_cost, dtype=dtype, seed=seed, initial_parameters=initial_parameters, hook=hook,
-                      device=device, optimizer=optimizer, epoch_cost=epoch_cost, resume=resume,
-                      on_epoch_end=on_epoch_end, progress=progress, adam_kernel=adam_kernel)
+        setup = setup_training(X_train, Y_train, learning_rate, minibatch_size, dtype=dtype, seed=seed,
+                               initial_parameters=initial_parameters, device=device, optimizer=optimizer,
+                               epoch_cost=epoch_cost, resume=resume)
+        net, adam, dataset, sampler = setup.net, setup.optimizer, setup.dataset, setup.sampler
+        costs = setup.costs
+        fast = FastStep(net, adam, dataset.x, dataset.y, minibatch_size, adam_kernel)
+        named = setup.named
+        batch_costs = torch.empty(len(sampler), dtype=setup.dtype, device=device)
+        cost_slots = batch_costs.unbind(0)  # 0-dim views, made once
+        labels = torch.empty_like(dataset.y)  # the epoch's labels in batch order
+        step = 0
+
+        bar = epoch_bar(setup, num_epochs, progress)
+        for epoch in bar:
+            sampler.set_epoch(epoch)
+            batches = list(sampler)
+            sizes = [len(batch) for batch in batches]
+            order = torch.from_numpy(np.concatenate(batches)).to(device)
+            torch.index_select(dataset.y, 0, order, out=labels)
+            for k, (index, y) in enumerate(zip(order.split(sizes), labels.split(sizes))):
+                cost = cost_slots[k]
+                fast.run(index, cost, y)
+                if hook is not None:
+                    step += 1
+                    forced = hook(step_record(epoch, step, batches[k], fast.logits, cost, named, adam))
+                    if forced:
+                        force_state(named, adam, forced)
+            value = _epoch_cost(batch_costs[:len(batches)], setup.divisor)
+            end_epoch(epoch, value, batch_costs[:len(batches)], bar, print_cost, costs, on_epoch_end,
+                      net.tutorial_parameters, adam)
+
+        report_accuracies(net, X_train, Y_train, X_test, Y_test, setup.dtype, device, print_cost)
+        return net.tutorial_parameters(), costs
 
 
 @contextlib.contextmanager
@@ -266,44 +295,6 @@ def denormals_flushed(enabled: bool):
         yield
     finally:
         torch.set_flush_denormal(False)
-
-
-def _train(X_train, Y_train, X_test, Y_test, learning_rate, num_epochs, minibatch_size, print_cost, *,
-           dtype, seed, initial_parameters, hook, device, optimizer, epoch_cost, resume, on_epoch_end,
-           progress, adam_kernel):
-    """:func:`train`'s loop."""
-    setup = setup_training(X_train, Y_train, learning_rate, minibatch_size, dtype=dtype, seed=seed,
-                           initial_parameters=initial_parameters, device=device, optimizer=optimizer,
-                           epoch_cost=epoch_cost, resume=resume)
-    net, adam, dataset, sampler, costs = setup.net, setup.optimizer, setup.dataset, setup.sampler, setup.costs
-    fast = FastStep(net, adam, dataset.x, dataset.y, minibatch_size, adam_kernel)
-    named = setup.named
-    batch_costs = torch.empty(len(sampler), dtype=setup.dtype, device=device)
-    cost_slots = batch_costs.unbind(0)  # 0-dim views, made once
-    labels = torch.empty_like(dataset.y)  # the epoch's labels in batch order
-    step = 0
-
-    bar = epoch_bar(setup, num_epochs, progress)
-    for epoch in bar:
-        sampler.set_epoch(epoch)
-        batches = list(sampler)
-        sizes = [len(batch) for batch in batches]
-        order = torch.from_numpy(np.concatenate(batches)).to(device)
-        torch.index_select(dataset.y, 0, order, out=labels)
-        for k, (index, y) in enumerate(zip(order.split(sizes), labels.split(sizes))):
-            cost = cost_slots[k]
-            fast.run(index, cost, y)
-            if hook is not None:
-                step += 1
-                forced = hook(step_record(epoch, step, batches[k], fast.logits, cost, named, adam))
-                if forced:
-                    force_state(named, adam, forced)
-        value = _epoch_cost(batch_costs[:len(batches)], setup.divisor)
-        end_epoch(epoch, value, batch_costs[:len(batches)], bar, print_cost, costs, on_epoch_end,
-                  net.tutorial_parameters, adam)
-
-    report_accuracies(net, X_train, Y_train, X_test, Y_test, setup.dtype, device, print_cost)
-    return net.tutorial_parameters(), costs
 
 
 def _epoch_cost(batch_costs: torch.Tensor, divisor: int) -> float:
