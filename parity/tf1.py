@@ -457,6 +457,88 @@ def _dropout_off(module, eval_mode: bool):
             m.p = p
 
 
+# --- the TF1 side, step by step ------------------------------------------------------------------
+
+class GraphRun:
+    """The TF1 side of a comparison: the graph ``build_graph()`` builds (in a fresh ``tf.Graph``,
+    graph-level seed ``seed``), the update kernels its ``train_op`` runs (:func:`find_updates`), and
+    :meth:`train`, which runs it on batches and records every step in TF1's own names and layouts.
+    :func:`step_parity` uses it for any graph; :mod:`parity.trace` for the tutorial's."""
+
+    def __init__(self, build_graph, seed: int | None = 0):
+        import tensorflow as tf
+
+        self.graph, self.spec = _build(build_graph, seed)
+        self.updates = find_updates(self.spec.train, self.graph)
+        self.kernel = self.updates[0].kernel
+        self.dtype = self.updates[0].variable.dtype.base_dtype.name
+        with self.graph.as_default():
+            self.variables = {v.op.name: v for v in tf.compat.v1.global_variables()}
+        self.x, self.y = self.tensor(self.spec.x, "x"), self.tensor(self.spec.y, "y")
+        self.output, self.loss = self.tensor(self.spec.output, "output"), self.tensor(self.spec.loss, "loss")
+
+    def tensor(self, value, what: str):
+        """The graph's tensor ``value`` (a tensor, an operation or a name); one line if absent."""
+        return _tensor(self.graph, value, what)
+
+    def load(self, session, params: dict | None = None, slots: dict | None = None) -> None:
+        """Assign NumPy values to variables by name (``params``) and to the update kernels' slots
+        (``slots``: ``{variable: {kernel input: value}}``, e.g. ``{"W1": {"m": ..., "v": ...}}``)."""
+        for name, value in (params or {}).items():
+            self.variables[name].load(np.asarray(value), session)
+        by_variable = {u.name: u for u in self.updates}
+        for name, per_input in (slots or {}).items():
+            for kernel_input, value in per_input.items():
+                by_variable[name].slots[kernel_input].load(np.asarray(value), session)
+
+    def train(self, batches, *, feeds: dict | None = None, extra=None, start=None, force=None,
+              full=None) -> list[dict]:
+        """Train one step per ``(x, y)`` batch (fed as given, plus the constant ``feeds``) and
+        return one record per step: ``step`` (from 1), ``cost`` (the loss as fetched: a NumPy
+        scalar of the graph's dtype), ``output``, ``grads`` (by variable name: the gradient each
+        update kernel applied, fetched in the training step's own ``session.run``), ``scalars``
+        (the kernel's scalar inputs: learning rate, beta powers...), ``extra`` (the value of the
+        fetch ``extra`` in that run) and, where ``full(step)`` (default: every step), ``params``
+        (the updated variables after the step) and ``slots`` (``{variable: {kernel input:
+        value}}``).
+
+        ``start(session)``: called once the variables are initialised (restore a checkpoint, load
+        initial values with :meth:`load`). ``force(step, record)``: the state to load after the
+        step (teacher forcing), ``{"params": ..., "slots": ...}`` as :meth:`load` takes, or None.
+        A step that fails is one line (:class:`InputError`).
+        """
+        import tensorflow as tf
+
+        tf1 = tf.compat.v1
+        fetch_step = {"output": self.output, "loss": self.loss,
+                      "grads": {u.name: u.grad for u in self.updates}, "scalars": self.updates[0].scalars,
+                      "extra": extra if extra is not None else []}
+        fetch_state = {"params": {u.name: u.variable for u in self.updates},
+                       "slots": {u.name: dict(u.slots) for u in self.updates}}
+        records = []
+        with self.graph.as_default(), tf1.Session(graph=self.graph) as session:
+            session.run(tf1.global_variables_initializer())
+            if start is not None:
+                start(session)
+            for step, (x, y) in enumerate(batches, start=1):
+                feed = dict(feeds or {})
+                feed[self.x], feed[self.y] = _feed_value(self.x, x), _feed_value(self.y, y)
+                try:
+                    _, got = session.run([self.spec.train, fetch_step], feed_dict=feed)
+                except Exception as error:
+                    raise InputError(f"TF1 step {step} failed: {type(error).__name__}: "
+                                     f"{_one_line(error)[:300]}") from None
+                record = {"step": step, "cost": got["loss"], "output": np.asarray(got["output"]),
+                          "grads": got["grads"], "scalars": got["scalars"], "extra": got["extra"]}
+                if full is None or full(step):
+                    record.update(session.run(fetch_state))
+                records.append(record)
+                forced = force(step, record) if force is not None else None
+                if forced:
+                    self.load(session, forced.get("params"), forced.get("slots"))
+        return records
+
+
 # --- running -------------------------------------------------------------------------------------
 
 def _feed_value(placeholder, value):
@@ -569,13 +651,11 @@ def step_parity(build_graph, torch_module, torch_loss, torch_optimizer, batches,
     batches = checked_run(mode, input_layout, batches, steps)
     info = twin_info(torch_optimizer)
 
-    graph, spec = _build(build_graph, seed)
-    updates = find_updates(spec.train, graph)
-    kernel = updates[0].kernel
+    run = GraphRun(build_graph, seed)
+    graph, updates, kernel, tf_dtype = run.graph, run.updates, run.kernel, run.dtype
     if kernel not in info.apply_ops:
         raise InputError(f"the TF1 graph trains with {KERNELS[kernel]} ({kernel}), the torch optimizer is "
                          f"{type(torch_optimizer).__name__}: use its twin")
-    tf_dtype = updates[0].variable.dtype.base_dtype.name
     torch_dtype = dtype_name(next(p for p in torch_module.parameters()).dtype)
     if tf_dtype != torch_dtype:
         raise InputError(f"the TF1 graph is {tf_dtype}, the torch module {torch_dtype}: build both in one "
@@ -586,8 +666,6 @@ def step_parity(build_graph, torch_module, torch_loss, torch_optimizer, batches,
     mapping.raise_if_problems("TF1 graph -> torch")
 
     with graph.as_default():
-        placeholders = {"x": _tensor(graph, spec.x, "x"), "y": _tensor(graph, spec.y, "y")}
-        output, loss = _tensor(graph, spec.output, "output"), _tensor(graph, spec.loss, "loss")
         constant = {_tensor(graph, k, "feeds"): v for k, v in (feeds or {}).items()}
         keep_list = [keep_prob] if isinstance(keep_prob, (str, tf.Tensor)) else list(keep_prob)
         keep = [_tensor(graph, k, "keep_prob") for k in keep_list]
@@ -622,68 +700,57 @@ def step_parity(build_graph, torch_module, torch_loss, torch_optimizer, batches,
             if any(d.kind == "fallback" for d, _, _ in pairs):
                 notes.append("dropout masks taken as output != 0 where TF1's mask is out of reach (under a "
                              "tf.cond): exact where the dropout's input is nonzero or follows a ReLU")
-        variables_by_name = {v.op.name: v for v in tf1.global_variables()}
         saver = tf1.train.Saver() if checkpoint is not None else None
-        init = tf1.global_variables_initializer()
-        model_pairs = mapping.pairs
-        slot_fetch = {u.name: {info.state_of_input[n]: s for n, s in u.slots.items()} for u in updates}
-        by_name = {p.tf_name: p for p in model_pairs}
-
+    model_pairs = mapping.pairs
+    by_name = {p.tf_name: p for p in model_pairs}
     names = [k for u in updates for k in by_name[u.name].torch_keys if k not in by_name[u.name].frozen_keys]
     params = {n: p for n, p in torch_module.named_parameters()}
-    fetch_step = {"output": output, "loss": loss, "grads": {u.name: u.grad for u in updates},
-                  "scalars": updates[0].scalars,
-                  "masks": [(d.mask if d.mask is not None else d.output) for d, _, _ in pairs],
-                  "factors": [d.factor for d, _, _ in pairs if d.factor is not None]}
-    reference, states, kernel_values, masks = [], [], [], []
-    with graph.as_default(), tf1.Session(graph=graph) as sess:
-        sess.run(init)
+    start_values = {}
+
+    def start(session):
         if checkpoint is not None:
             open_checkpoint(checkpoint)
             try:
-                saver.restore(sess, str(checkpoint))
+                saver.restore(session, str(checkpoint))
             except Exception as error:
                 raise InputError(f"checkpoint {checkpoint}: TF1's Saver cannot restore it into the graph: "
                                  f"{_one_line(error)[:200]}") from None
-        start = sess.run({p.tf_name: variables_by_name[p.tf_name] for p in model_pairs})
-        if checkpoint is not None:
-            # the optimizer's state too, when the checkpoint has its slots (or it has none)
-            has_slots = any(n.endswith("/" + info.tf_name) for n in checkpoint_variables(checkpoint))
-            with_optimizer = has_slots or not slot_order(torch_optimizer)
-            load_checkpoint_into(torch_module, checkpoint, name_map,
-                                 optimizer=torch_optimizer if with_optimizer else None, ignore=ignore,
-                                 ignore_torch=ignore_torch)
-        elif transfer:
-            _copy_params(torch_module, mapping.to_torch(start))
-        for step, (x, y) in enumerate(batches, start=1):
-            feed = dict(constant)
-            feed[placeholders["x"]] = _feed_value(placeholders["x"], x)
-            feed[placeholders["y"]] = _feed_value(placeholders["y"], y)
-            try:
-                _, got = sess.run([spec.train, fetch_step], feed_dict=feed)
-            except Exception as error:
-                raise InputError(f"TF1 step {step} failed: {type(error).__name__}: "
-                                 f"{_one_line(error)[:300]}") from None
-            after, slots = sess.run([{u.name: u.variable for u in updates}, slot_fetch])
-            out = np.asarray(got["output"])
-            if input_layout == "NHWC" and out.ndim == 4:
-                out = to_channels_first(out)
-            record = {"step": step, "cost": float(got["loss"]), "output": out,
-                      "grads": _select(mapping.to_torch(got["grads"], offset=False), names),
-                      "params": _select(mapping.to_torch(after), names)}
-            slot_values = {}
-            for var_name, per_key in slots.items():
-                for state_key, value in per_key.items():
-                    converted = by_name[var_name].to_torch(value, offset=False)
-                    slot_values.setdefault(state_key, {}).update(_select(converted, names))
-            record.update(_slot_record(info, slot_values, names))
-            reference.append(record)
-            states.append((record["params"], slot_values))
-            kernel_values.append({k: float(v) for k, v in got["scalars"].items() if np.ndim(v) == 0})
-            factors = iter(got["factors"])
-            masks.append([(np.asarray(m) != 0 if d.kind == "fallback" else np.asarray(m),
-                           next(factors) if d.factor is not None else None)
-                          for (d, _, _), m in zip(pairs, got["masks"])])
+        start_values.update(session.run({p.tf_name: run.variables[p.tf_name] for p in model_pairs}))
+
+    masks_fetch = {"masks": [(d.mask if d.mask is not None else d.output) for d, _, _ in pairs],
+                   "factors": [d.factor for d, _, _ in pairs if d.factor is not None]}
+    steps_tf = run.train(batches, feeds=constant, extra=masks_fetch, start=start)
+    if checkpoint is not None:
+        # the optimizer's state too, when the checkpoint has its slots (or it has none)
+        has_slots = any(n.endswith("/" + info.tf_name) for n in checkpoint_variables(checkpoint))
+        with_optimizer = has_slots or not slot_order(torch_optimizer)
+        load_checkpoint_into(torch_module, checkpoint, name_map,
+                             optimizer=torch_optimizer if with_optimizer else None, ignore=ignore,
+                             ignore_torch=ignore_torch)
+    elif transfer:
+        _copy_params(torch_module, mapping.to_torch(start_values))
+    reference, states, kernel_values, masks = [], [], [], []
+    for got in steps_tf:
+        out = got["output"]
+        if input_layout == "NHWC" and out.ndim == 4:
+            out = to_channels_first(out)
+        record = {"step": got["step"], "cost": float(got["cost"]), "output": out,
+                  "grads": _select(mapping.to_torch(got["grads"], offset=False), names),
+                  "params": _select(mapping.to_torch(got["params"]), names)}
+        slot_values = {}
+        for var_name, per_input in got["slots"].items():
+            for kernel_input, value in per_input.items():
+                converted = by_name[var_name].to_torch(value, offset=False)
+                state_key = info.state_of_input[kernel_input]
+                slot_values.setdefault(state_key, {}).update(_select(converted, names))
+        record.update(_slot_record(info, slot_values, names))
+        reference.append(record)
+        states.append((record["params"], slot_values))
+        kernel_values.append({k: float(v) for k, v in got["scalars"].items() if np.ndim(v) == 0})
+        factors = iter(got["extra"]["factors"])
+        masks.append([(np.asarray(m) != 0 if d.kind == "fallback" else np.asarray(m),
+                       next(factors) if d.factor is not None else None)
+                      for (d, _, _), m in zip(pairs, got["extra"]["masks"])])
 
     other, noted = [], set()
     torch_params = {n: params[n] for n in names}

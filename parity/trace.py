@@ -1,12 +1,20 @@
-"""Per-step traces of any registered implementation, recorded through its own hook.
+"""Per-step traces of any registered implementation.
 
-Nothing here re-implements either side: each implementation's training function (from
-:mod:`signs.implementations`, with the options that select it, e.g. the fast path) runs as
-the CLIs call it, with a ``hook`` that copies what it reports (converted to the tutorial
-layout by :mod:`parity.tutorial_layouts`) and, in teacher-forced mode, hands back the
-reference's state. A trace that covers whole epochs also keeps the epoch costs the function
-prints and returns (``print_cost=True``, its printed lines captured), so the quirks of what the
-CLIs print are compared too.
+Nothing here re-implements either side.
+
+* **TF1** (``tf1``) is recorded the way any TF1 user's graph is: :class:`parity.tf1.GraphRun`
+  trains the graph that the tutorial's own functions build (:func:`tutorial_graph`) and fetches
+  each step's output, cost, the gradients its Adam kernels applied, the parameters and Adam's
+  slots; this module adds only what is the tutorial's: its mini-batch order, its initial weights
+  and its epoch cost (:func:`tutorial_epoch_costs`, the notebook's divide-by-33 quirk included).
+* **Every other implementation**'s training function (from :mod:`signs.implementations`, with
+  the options that select it, e.g. the fast path) runs as the CLIs call it, with a ``hook`` that
+  copies what it reports (converted to the tutorial layout by :mod:`parity.tutorial_layouts`).
+  A trace that covers whole epochs also keeps the epoch costs the function prints and returns
+  (``print_cost=True``, its printed lines captured), so the quirks of what the CLIs print are
+  compared too.
+
+In teacher-forced mode either kind is handed the reference's state after every step.
 """
 
 from __future__ import annotations
@@ -21,7 +29,7 @@ import numpy as np
 
 from parity.compare import STATE
 from parity.tutorial_layouts import output_to_canonical, to_canonical, to_native
-from signs import implementations
+from signs import implementations, minibatch_indices
 from signs.data import TutorialArrays
 from signs.errors import InputError
 from signs.weights import load_initial_parameters
@@ -80,6 +88,80 @@ class Trace:
         return record if "params" in record else None
 
 
+def tutorial_graph(n_x: int, n_y: int, dtype: str, learning_rate: float):
+    """``build_graph`` for :class:`parity.tf1.GraphRun`: the graph of ``tf_original.model.model``,
+    built by the tutorial's own functions (``X`` (n_x, None), ``Z3`` (6, None), Adam as the notebook
+    writes it)."""
+    import tensorflow as tf
+
+    from tf_original import model as original
+
+    def build_graph():
+        X, Y = original.create_placeholders(n_x, n_y, tf.as_dtype(dtype))
+        parameters = original.initialize_parameters(tf.as_dtype(dtype))
+        Z3 = original.forward_propagation(X, parameters)
+        cost = original.compute_cost(Z3, Y)
+        return X, Y, Z3, cost, tf.compat.v1.train.AdamOptimizer(learning_rate=learning_rate)
+
+    return build_graph
+
+
+# Implementations recorded by parity.tf1 from their graph (name -> build_graph factory).
+GRAPHS = {"tf1": tutorial_graph}
+
+
+def tutorial_batches(m: int, config: RunConfig) -> list[tuple[int, np.ndarray]]:
+    """``(epoch, column indices)`` of the first ``config.steps`` mini-batches in the tutorial's
+    order: epoch ``e`` (from 0) shuffles with ``config.seed + e + 1``."""
+    per_epoch = math.ceil(m / config.batch_size)
+    batches = [(epoch, indices) for epoch in range(math.ceil(config.steps / per_epoch))
+               for indices in minibatch_indices(m, config.batch_size, config.seed + epoch + 1)]
+    return batches[:config.steps]
+
+
+def tutorial_epoch_costs(costs: list, epochs: list, m: int, batch_size: int) -> list[tuple[int, float]]:
+    """The notebook's epoch cost, every 5 epochs, from each step's cost (as fetched, in the graph's
+    dtype) and epoch: the sum of ``cost / int(m / batch_size)`` in step order, so the number of
+    *full* mini-batches (33 for 1080 examples in 32s, although 34 are run), accumulated as
+    ``tf_original.model.model`` accumulates it."""
+    totals = {}
+    for cost, epoch in zip(costs, epochs):
+        totals[epoch] = totals.get(epoch, 0.) + cost / int(m / batch_size)
+    return [(epoch, float(total)) for epoch, total in totals.items() if epoch % 5 == 0]
+
+
+def _run_graph(impl: str, data: Data, config: RunConfig, teacher: Trace | None, initial: dict) -> Trace:
+    """:func:`run` for an implementation of :data:`GRAPHS`, through :class:`parity.tf1.GraphRun`."""
+    from parity.tf1 import GraphRun
+
+    (n_x, m), n_y = data.X_train.shape, data.Y_train.shape[0]
+    batches = tutorial_batches(m, config)
+    graph = GraphRun(GRAPHS[impl](n_x, n_y, config.dtype, config.lr), seed=1)
+
+    def force(step, record):
+        reference = teacher.full(step)
+        if reference is None:
+            raise InputError(f"teacher step {step} was not recorded in full")
+        slots = {name: {"m": reference["m"][name], "v": reference["v"][name]} for name in reference["m"]}
+        return {"params": reference["params"], "slots": slots}
+
+    steps = graph.train(((data.X_train[:, i], data.Y_train[:, i]) for _, i in batches),
+                        start=lambda session: graph.load(session, params=initial),
+                        force=force if teacher is not None else None, full=config.keeps_full)
+    trace = Trace(impl, config)
+    for got, (epoch, indices) in zip(steps, batches):
+        kept = {"step": got["step"], "epoch": epoch, "batch": np.asarray(indices), "cost": float(got["cost"])}
+        if "params" in got:
+            kept.update(output=got["output"], grads=got["grads"], params=got["params"],
+                        m={name: slots["m"] for name, slots in got["slots"].items()},
+                        v={name: slots["v"] for name, slots in got["slots"].items()})
+        trace.records.append(kept)
+    if batches and config.steps % math.ceil(m / config.batch_size) == 0:
+        trace.epoch_costs = tutorial_epoch_costs([got["cost"] for got in steps], [e for e, _ in batches], m,
+                                                 config.batch_size)
+    return trace
+
+
 class _Enough(Exception):
     """Raised by the hook to stop training once the requested steps are recorded."""
 
@@ -96,8 +178,10 @@ def run(impl: str, data: Data, config: RunConfig, teacher: Trace | None = None,
     record = implementations.get(impl)
     if teacher is not None and len(teacher.records) < config.steps:
         raise InputError(f"teacher trace has {len(teacher.records)} steps, {config.steps} needed")
-    trace = Trace(impl, config)
     initial = initial_parameters or load_initial_parameters(config.dtype)
+    if impl in GRAPHS:
+        return _run_graph(impl, data, config, teacher, initial)
+    trace = Trace(impl, config)
     batches_per_epoch = math.ceil(data.X_train.shape[1] / config.batch_size)
     epochs = math.ceil(config.steps / batches_per_epoch)
     whole_epochs = config.steps % batches_per_epoch == 0

@@ -28,8 +28,9 @@ Each record names the module and function that train it (imported only when used
 module needs neither framework) and the fixed keyword arguments that select it. Every
 training function takes the tutorial's arrays (``X`` (12288, m), one-hot ``Y`` (6, m)) and
 the same keywords (``learning_rate``, ``num_epochs``, ``minibatch_size``, ``print_cost``,
-``dtype``, ``seed``, ``initial_parameters``, ``hook``); the torch ones also ``device``,
-``optimizer``, ``epoch_cost``, ``resume``, ``on_epoch_end`` and ``progress``.
+``dtype``, ``seed``, ``initial_parameters``); all but ``tf1`` also a per-step ``hook`` (the parity
+harness records ``tf1`` from its graph, as any TF1 graph: ``parity.trace``); the torch ones also
+``device``, ``optimizer``, ``epoch_cost``, ``resume``, ``on_epoch_end`` and ``progress``.
 
 Adding an implementation: one record here, plus its tests; the CLIs, the parity report and
 tests and the benchmark pick it up from :data:`IMPLEMENTATIONS`.

@@ -153,3 +153,26 @@ def test_short_training_runs_decrease_cost_and_agree(subset, capsys):
         np.testing.assert_allclose(costs, tf_costs, rtol=1e-5, err_msg=name)
         for key in params:
             assert normwise(params[key], tf_params[key]) <= 1e-4, (name, key)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_the_harness_trains_the_notebooks_graph_bit_for_bit(subset, dtype, capsys):
+    """parity.trace records TF1 through the general harness (parity.tf1.GraphRun on the graph the
+    tutorial's functions build), not through model(): both must train identically. 128 examples,
+    6 epochs (24 steps): the epoch costs model() returns (the divide-by-int(m / 32) quirk and its
+    accumulation dtype included) and its final parameters, bit for bit."""
+    from types import SimpleNamespace
+
+    from parity.trace import RunConfig, run
+    from signs.weights import load_initial_parameters
+
+    arrays = [np.asarray(a, dtype) for a in subset]
+    initial = load_initial_parameters(dtype)
+    params, costs = original.model(*arrays, num_epochs=6, dtype=dtype, initial_parameters=initial)
+    assert "Cost after epoch 0:" in capsys.readouterr().out
+    data = SimpleNamespace(X_train=arrays[0], Y_train=arrays[1], X_test=arrays[2], Y_test=arrays[3])
+    trace = run("tf1", data, RunConfig(steps=24, dtype=dtype), initial_parameters=initial)
+    assert [epoch for epoch, _ in trace.epoch_costs] == [0, 5]
+    assert [cost for _, cost in trace.epoch_costs] == [float(c) for c in costs]
+    for name in original.PARAMETER_NAMES:
+        assert trace.records[-1]["params"][name].tobytes() == params[name].tobytes(), name

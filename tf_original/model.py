@@ -4,8 +4,9 @@ Layout throughout: ``(features, examples)``. ``X`` is (12288, m), ``Y`` one-hot 
 ``W1`` (25, 12288), ``b1`` (25, 1), ... ``Z3`` (6, m).
 
 Additions to the notebook, none of which change its numbers: a ``dtype`` (float32 as the
-original, float64 for exact parity work), ``initial_parameters`` (start from given weights
-instead of the Glorot draw), and a per-step ``hook`` for recording (see :func:`model`).
+original, float64 for exact parity work) and ``initial_parameters`` (start from given weights
+instead of the Glorot draw). The parity harness records its steps from the graph these functions
+build (``parity.tf1.GraphRun``, as for any TF1 graph), so :func:`model` stays the notebook's loop.
 """
 
 from __future__ import annotations
@@ -90,7 +91,7 @@ def random_mini_batches(X, Y, mini_batch_size=64, seed=0):
 
 def model(X_train, Y_train, X_test, Y_test, learning_rate=0.0001,
           num_epochs=1500, minibatch_size=32, print_cost=True, *,
-          dtype="float32", seed=3, initial_parameters=None, hook=None):
+          dtype="float32", seed=3, initial_parameters=None):
     """Train the three-layer network with Adam; return ``(parameters, costs)``.
 
     ``X_*`` (12288, m) and one-hot ``Y_*`` (6, m), in ``(features, examples)`` layout.
@@ -98,11 +99,6 @@ def model(X_train, Y_train, X_test, Y_test, learning_rate=0.0001,
 
     ``seed`` is the data-order seed: epoch ``e`` (from 0) shuffles with ``seed + e + 1``.
     ``initial_parameters``: NumPy arrays to start from instead of the Glorot draw.
-    ``hook(record)``: called after every step with a dict of NumPy values: ``epoch``, ``step``
-    (from 1), ``batch`` (column indices), ``output`` (``Z3``) and ``cost`` (before the update), ``grads``,
-    ``params`` (after the update) and the Adam slots ``m`` and ``v``, each a dict by parameter
-    name. If it returns a dict with ``params``, ``m`` and ``v``, those are loaded before the next
-    step (teacher forcing). With no hook, nothing beyond the notebook's work is fetched.
     """
     dtype = tf.as_dtype(dtype)
     graph = tf.Graph()  # the notebook's ops.reset_default_graph(): start from an empty graph
@@ -116,24 +112,13 @@ def model(X_train, Y_train, X_test, Y_test, learning_rate=0.0001,
         parameters = initialize_parameters(dtype)
         Z3 = forward_propagation(X, parameters)
         cost = compute_cost(Z3, Y)
-        # The notebook writes AdamOptimizer(learning_rate).minimize(cost); minimize is exactly
-        # compute_gradients followed by apply_gradients, split here so a hook can fetch the
-        # gradients the update used.
-        adam = tf1.train.AdamOptimizer(learning_rate=learning_rate)
-        grads_and_vars = adam.compute_gradients(cost, var_list=list(parameters.values()))
-        optimizer = adam.apply_gradients(grads_and_vars)
+        optimizer = tf1.train.AdamOptimizer(learning_rate=learning_rate).minimize(cost)
         init = tf1.global_variables_initializer()
-
-        if hook is not None:
-            grads = {name: g for (g, _), name in zip(grads_and_vars, parameters)}
-            slots = {k: {name: adam.get_slot(var, k) for name, var in parameters.items()}
-                     for k in ("m", "v")}
 
         with tf1.Session() as sess:
             sess.run(init)
             if initial_parameters is not None:
                 _load(sess, parameters, initial_parameters)
-            step = 0
             for epoch in range(num_epochs):
                 epoch_cost = 0.
                 # Quirk of the original: divide by the number of *full* mini-batches (33 for
@@ -141,25 +126,11 @@ def model(X_train, Y_train, X_test, Y_test, learning_rate=0.0001,
                 num_minibatches = int(m / minibatch_size)
                 seed = seed + 1
                 minibatches = random_mini_batches(X_train, Y_train, minibatch_size, seed)
-                indices = minibatch_indices(m, minibatch_size, seed) if hook is not None else None
 
-                for k, minibatch in enumerate(minibatches):
+                for minibatch in minibatches:
                     (minibatch_X, minibatch_Y) = minibatch
-                    feed = {X: minibatch_X, Y: minibatch_Y}
-                    if hook is None:
-                        _, minibatch_cost = sess.run([optimizer, cost], feed_dict=feed)
-                    else:
-                        _, minibatch_cost, z3, g = sess.run([optimizer, cost, Z3, grads], feed)
-                        step += 1
-                        after, adam_slots = sess.run([parameters, slots])
-                        forced = hook({"epoch": epoch, "step": step, "batch": indices[k],
-                                       "output": z3, "cost": minibatch_cost, "grads": g,
-                                       "params": after, "m": adam_slots["m"],
-                                       "v": adam_slots["v"]})
-                        if forced:
-                            _load(sess, parameters, forced["params"])
-                            _load(sess, slots["m"], forced["m"])
-                            _load(sess, slots["v"], forced["v"])
+                    _, minibatch_cost = sess.run([optimizer, cost],
+                                                 feed_dict={X: minibatch_X, Y: minibatch_Y})
                     epoch_cost += minibatch_cost / num_minibatches
 
                 if print_cost is True and epoch % 100 == 0:

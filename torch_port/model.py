@@ -7,7 +7,8 @@ one-hot (6, m), ``W1`` (25, 12288), ``b1`` (25, 1), ... ``Z3`` (6, m).
 must be declared before data arrives, and no ``Session.run``/``feed_dict`` to supply them. A
 mini-batch is simply passed to ``forward_propagation`` as a tensor.
 
-Additions, as on the TF side: ``dtype``, ``initial_parameters``, a per-step ``hook``; and for
+Additions, as on the TF side: ``dtype``, ``initial_parameters``; a per-step ``hook``, through
+which the parity harness records the port's steps (it records TF1's from the graph); and for
 the CLI: ``device``, ``optimizer`` (``"tf-adam"``, TF1's formula; ``"keras-adam"``, Keras's
 ``beta ** t``; or ``"adam"``, ``torch.optim.Adam``), ``resume``,
 ``on_epoch_end`` and a ``progress`` bar.
@@ -95,8 +96,8 @@ def model(X_train, Y_train, X_test, Y_test, learning_rate=0.0001,
           device="cpu", optimizer="tf-adam", resume=None, on_epoch_end=None, progress=False):
     """Train the three-layer network with Adam; return ``(parameters, costs)`` as NumPy.
 
-    Arguments as the TF twin's (``X_*`` (12288, m), one-hot ``Y_*`` (6, m), NumPy), and the
-    same ``hook`` protocol: ``hook(record)`` after every step with ``epoch``, ``step``, ``batch``,
+    Arguments as the TF twin's (``X_*`` (12288, m), one-hot ``Y_*`` (6, m), NumPy), and
+    ``hook(record)`` after every step with ``epoch``, ``step``, ``batch``,
     ``output`` (``Z3``), ``cost``, ``grads``, ``params`` (after the update), ``m``, ``v``; a
     returned dict with ``params``, ``m``, ``v`` is loaded before the next step.
 
