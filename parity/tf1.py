@@ -10,6 +10,9 @@ The TF1 counterpart of :mod:`parity.generic` (which does the same for Keras mode
   on the same batches and compares every step with :func:`parity.compare.compare_records`: the
   same table, verdict, JSON, plot and tolerances as the Keras harness, plus
   :func:`first_divergence`.
+* :class:`GraphRun`: the TF1 side alone, step by step (the graph, its update kernels, and every
+  step's output, loss, applied gradients, variables and slots in TF1's names), with teacher forcing;
+  :func:`step_parity` and the tutorial's own traces (:mod:`parity.trace`) both run TF1 through it.
 * TF1's optimizers and schedules as torch twins (:mod:`parity.tf1_optim`).
 
 **What the harness finds in your graph by itself.** ``build_graph()`` runs inside a fresh
@@ -99,7 +102,7 @@ from torch_port.optim import TFAdam
 STOCHASTIC_MODES = ("share", "off", "own")
 
 __all__ = [
-    "TF1Graph", "step_parity", "first_divergence", "find_updates", "find_dropouts", "graph_mapping",
+    "TF1Graph", "GraphRun", "step_parity", "first_divergence", "find_updates", "find_dropouts", "graph_mapping",
     "load_checkpoint_into", "save_checkpoint_from", "checkpoint_variables", "describe", "open_checkpoint",
     "same", "dense", "conv2d", "conv1d", "lstm_kernel", "lstm_bias", "Target", "resolve", "Mapping",
     "GradientDescentOptimizer", "MomentumOptimizer", "RMSPropOptimizer", "AdagradOptimizer", "AdamOptimizer",
