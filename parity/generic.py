@@ -20,7 +20,12 @@ for torch).
 
 **Modes.** ``"teacher-forced"``: after every step the torch module is reset to Keras's
 parameters and slots, so each step's figure is that step's own error. ``"free-running"``:
-both train on their own; the figures show the accumulated drift.
+both train on their own; the figures show the accumulated drift. In both modes each torch
+step is also *replayed* with the reference's gradients (the optimizer's step from the torch
+side's state, the reference's when teacher-forced, with the reference's gradients, then undone):
+where a parameter or slot differs only because an optimizer's per-element step amplifies a
+gradient difference that is itself within tolerance, :func:`parity.compare.compare_records` says
+so and counts the same-gradient figure (:func:`parity.compare.explain_by_gradients`).
 
 **Optimizer slots**, compared as ``m`` and ``v`` in torch's units, as
 :mod:`parity.optimizers` defines them per optimizer (the twins of Keras's Adam, AdamW, SGD,
@@ -47,6 +52,7 @@ both).
 
 from __future__ import annotations
 
+import copy
 import itertools
 
 import numpy as np
@@ -166,14 +172,16 @@ def run_keras(model, loss, optimizer, batches: list, match: LayerMatch,
 
 def run_torch(module: torch.nn.Module, loss, optimizer, batches: list, teacher: list | None = None,
               input_layout: str = "NHWC", names: list | None = None, stats: list | None = None,
-              step_hook=None) -> list[dict]:
+              step_hook=None, replay: list | None = None) -> list[dict]:
     """Train the torch side one step per batch (``zero_grad``, ``backward``, ``step``).
 
     ``names``: the parameters to record (default: all trainable ones); ``stats``: buffers
     recorded as ``stats`` after each step (BatchNorm running means). With ``teacher`` (the
     reference's records), the module's parameters, those buffers and the optimizer's slots are
-    reset to the teacher's after every step but the last. ``step_hook(step)``: called before
-    each step. Needs no TensorFlow: the golden-trace tests use it alone.
+    reset to the teacher's after every step but the last. With ``replay`` (the reference's
+    records), each step is first replayed with the reference's gradients (:func:`replay_step`:
+    ``replayed`` in the record). ``step_hook(step)``: called before each step. Needs no
+    TensorFlow: the golden-trace tests use it alone.
     """
     params = {n: p for n, p in module.named_parameters() if p.requires_grad}
     if names is not None:
@@ -193,10 +201,13 @@ def run_torch(module: torch.nn.Module, loss, optimizer, batches: list, teacher: 
         cost.backward()
         grads = {n: np.zeros(tuple(p.shape), dtype) if p.grad is None
                  else p.grad.detach().cpu().numpy().copy() for n, p in params.items()}
+        replayed = replay_step(optimizer, params, replay[step - 1]["grads"]) if replay else None
         optimizer.step()
         record = {"step": step, "cost": float(cost.detach().cpu()), "output": output.detach().cpu().numpy(),
                   "grads": grads, "params": {n: p.detach().cpu().numpy().copy() for n, p in params.items()}}
         record.update(torch_slots(optimizer, params))
+        if replayed is not None:
+            record["replayed"] = replayed
         if stats:
             record["stats"] = {n: buffers[n].detach().cpu().numpy().copy() for n in stats}
         records.append(record)
@@ -205,6 +216,29 @@ def run_torch(module: torch.nn.Module, loss, optimizer, batches: list, teacher: 
             load_torch_state(module, {**reference["params"], **reference.get("stats", {})})
             load_torch_slots(optimizer, params, {s: reference[s] for s in SLOTS if s in reference})
     return records
+
+
+def replay_step(optimizer, params: dict, grads: dict) -> dict:
+    """The optimizer's step from its current state with ``grads`` (``{name: array}``, e.g. the
+    reference's) in place of the parameters' own gradients, then undone: ``{"params": ...,
+    "m": ..., "v": ...}`` after it (the slots the optimizer has), as NumPy. Parameters, gradients
+    and the optimizer's state (slots, step counts, learning rates) are as before on return."""
+    saved_state = copy.deepcopy(optimizer.state_dict())
+    saved = {n: (p.detach().clone(), p.grad) for n, p in params.items()}
+    try:
+        for n, p in params.items():
+            if n in grads:
+                p.grad = torch.as_tensor(np.array(grads[n])).to(p.device, p.dtype)
+        optimizer.step()
+        replayed = {"params": {n: p.detach().cpu().numpy().copy() for n, p in params.items()}}
+        replayed.update(torch_slots(optimizer, params))
+    finally:
+        with torch.no_grad():
+            for n, p in params.items():
+                p.copy_(saved[n][0])
+                p.grad = saved[n][1]
+        optimizer.load_state_dict(saved_state)
+    return replayed
 
 
 def _before_each_step(snapshot, stochastic_side):
@@ -286,7 +320,7 @@ def step_parity(keras_model, keras_loss, keras_optimizer, torch_module, torch_lo
     torch_step = _before_each_step(state.torch_hook(torch_module) if find_divergence else None, torch_side)
     with torch_side:
         other = run_torch(torch_module, torch_loss, torch_optimizer, batches,
-                          teacher=reference if mode == "teacher-forced" else None,
+                          teacher=reference if mode == "teacher-forced" else None, replay=reference,
                           input_layout=input_layout, names=names,
                           stats=[g.torch_names[0] for g in _moving_means(match)], step_hook=torch_step)
     notes = list(match.notes) + optimizer_notes(keras_optimizer, torch_optimizer, keras_dtype)

@@ -472,3 +472,61 @@ def test_channels_conversions_are_inverse():
     np.testing.assert_array_equal(to_channels_last(to_channels_first(x)), x)
     t = torch.as_tensor(x)
     assert torch.equal(to_channels_last(to_channels_first(t)), t)
+
+
+def _records(grad_delta: float, param_delta: float, replayed_delta: float | None):
+    """One step of a reference and an other side: a gradient off by ``grad_delta``, a parameter off
+    by ``param_delta`` and, unless None, a replayed parameter (same gradient) off by ``replayed_delta``."""
+    g, p = np.array([1.0, 1e-6]), np.array([1e-3, -1e-3])
+    reference = {"step": 1, "cost": 1.0, "grads": {"beta": g}, "params": {"beta": p}}
+    other = {"step": 1, "cost": 1.0, "grads": {"beta": g + [0, grad_delta]},
+             "params": {"beta": p + [0, param_delta]}}
+    if replayed_delta is not None:
+        other["replayed"] = {"params": {"beta": p + [0, replayed_delta]}}
+    return [reference], [other]
+
+
+def test_a_parameter_off_only_through_the_optimizers_step_is_explained():
+    """Grads within tolerance, the parameter 2e-10 out (Adam's per-element step), the same step from the
+    reference's gradient within: counted at the latter, with a note. Each condition can fail it."""
+    from parity.compare import compare_records
+
+    bounds = {"cost": 1e-10, "grads": 1e-10, "params": 1e-10}
+    result = compare_records(*_records(1e-14, 2e-13, 1e-17), bounds)
+    assert result.passed and result.worst_rel["params"] == pytest.approx(1e-14)
+    assert result.steps[0].explained["params/beta"][1] == pytest.approx(2e-10)
+    assert any(n.startswith("params: 1 tensor(s) outside tolerance only through the optimizer's per-element "
+                            "step (worst: beta at step 1, 2.0e-10") for n in result.notes)
+    # the optimizer itself differs: the same gradient gives another step
+    assert compare_records(*_records(1e-14, 2e-13, 2e-13), bounds).failing == ["params"]
+    # the gradients differ beyond their tolerance: nothing to explain
+    assert set(compare_records(*_records(1e-9, 2e-13, 1e-17), bounds).failing) == {"grads", "params"}
+    # no replay (free-running, the tutorial's traces): the figure stands
+    assert compare_records(*_records(1e-14, 2e-13, None), bounds).failing == ["params"]
+
+
+@pytest.mark.parametrize("make", [lambda ps: torch.optim.Adam(ps, lr=1e-3),
+                                  lambda ps: torch_optimizer_like(keras.optimizers.Adam(), ps)],
+                         ids=["torch.optim.Adam", "Keras Adam twin"])
+def test_replay_step_leaves_everything_as_it_was(make):
+    """replay_step with the parameters' own gradients is the step itself, bit for bit, and afterwards
+    the parameters, gradients and optimizer state are untouched: the real step still gives the same."""
+    from parity.generic import replay_step
+
+    torch.manual_seed(0)
+    net = nn.Linear(3, 2).double()
+    optimizer = make(list(net.parameters()))
+    params = dict(net.named_parameters())
+    for _ in range(2):  # from an empty state, then from one with slots and a step count
+        optimizer.zero_grad()
+        net(torch.randn(4, 3, dtype=torch.float64)).square().sum().backward()
+        before = {n: (p.detach().clone(), p.grad.clone()) for n, p in params.items()}
+        own = {n: p.grad.numpy().copy() for n, p in params.items()}
+        replayed = replay_step(optimizer, params, own)
+        other = replay_step(optimizer, params, {n: g * 2 for n, g in own.items()})
+        for n, p in params.items():
+            assert torch.equal(p, before[n][0]) and torch.equal(p.grad, before[n][1])
+        optimizer.step()
+        for n, p in params.items():
+            assert replayed["params"][n].tobytes() == p.detach().numpy().tobytes()
+            assert not np.array_equal(other["params"][n], replayed["params"][n])

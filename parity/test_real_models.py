@@ -25,9 +25,13 @@ round-off there (~1e-15), and Adam divides it by ``sqrt(v) + epsilon`` ~ epsilon
 in a direction set by the round-off, different on each side. The comparison measures such
 parameters against the largest parameter (``parity.compare.round_off_gradients``), as it measures
 tensors that are zero in exact arithmetic, and the BatchNorm moving means against the largest
-moving mean; then the pair passes at the default bounds. Free-running, at the default learning
-rate, 52 BatchNorms over 4 images amplify the round-off of each step to 1e-10 and more by step 3,
-with Adam as with SGD (the slow tests bound that drift).
+moving mean; then the pair passes at the default bounds. Under Keras 2 (``tf_keras``) the draw has
+a BatchNorm beta whose gradient element sits near Adam's effective epsilon: Adam multiplies its
+round-off into 2e-10 of the tensor while every gradient agrees to 3e-13; replayed from Keras's
+gradients the step agrees to round-off, and the comparison counts that figure
+(``parity.compare.explain_by_gradients``). Free-running, at the default learning rate, 52
+BatchNorms over 4 images amplify the round-off of each step to 1e-10 and more by step 3, with
+Adam as with SGD (the slow tests bound that drift).
 """
 
 from __future__ import annotations
@@ -483,13 +487,27 @@ def test_mobilenet_v2_default_adam():
 
 
 @pytest.mark.slow
-def test_mobilenet_v2_default_adam_free_running_drift():
-    """Free-running at Adam's default learning rate (1e-3) the 52 BatchNorms over 4 images amplify
-    each step's round-off as in SGD at 1e-3 (above): measured 2e-11 to 4.1e-10 on the parameters by
-    step 3 over 4 initial draws, everything else below 1e-11; bounded at 2e-9 here."""
-    result = mobilenet_parity(keras.optimizers.Adam(), mode="free-running")
-    assert set(result.failing) <= {"params"}
-    assert result.worst_rel["params"] <= 2e-9, result.table()
+def test_mobilenet_v2_default_adam_free_running():
+    """Free-running at Adam's default learning rate (1e-3), 3 steps: measured over 4 initial draws,
+    parameters 1.1e-11 to 6.8e-11, everything else below 3e-11 (each step's amplification by Adam
+    set aside by the replay, parity.compare.explain_by_gradients): the default bounds."""
+    passes(mobilenet_parity(keras.optimizers.Adam(), mode="free-running"), bound=1e-10)
+
+
+@pytest.mark.slow
+def test_mobilenet_v2_keras2_default_adam_free_running_drift():
+    """Keras 2's default Adam, free-running: step 1 is teacher-forced's step 1 (the same start), and
+    its amplified element (test_mobilenet_v2_keras2_default_adam) is set aside by the replay; but
+    the 2.0e-13 it leaves in that beta is carried into the next steps, where the replay starts from
+    torch's own state and so carries it too: 1.0e-10 of the tensor at step 2 for this draw (over 4
+    draws: 1.1e-11 to 1.0e-10, everything else below 3e-11). Bounded here at 2e-10, on the
+    parameters only."""
+    tf_keras = keras2()
+    result = mobilenet_parity(tf_keras.optimizers.Adam(), "free-running", api=tf_keras,
+                              momentum=float(np.float32(1 - 0.999)))
+    assert set(result.failing) <= {"params"} and result.worst_rel["params"] <= 2e-10, result.table()
+    assert all(result.worst_rel[q] < 1e-10 for q in result.quantities if q != "params")
+    assert "params/blocks.9.depthwise_bn.bias" in result.steps[0].explained
 
 
 @pytest.mark.slow
@@ -612,3 +630,21 @@ def test_every_layer_kind_in_keras2(kind):
                          torch_twin_of(optimizer, torch_net), list(zip(xs, ys)), mode="free-running")
     passes(result)
     assert [p[2] for p in result.match.pairs] == [kind]
+
+
+def test_mobilenet_v2_keras2_default_adam():
+    """Keras 2's default Adam (``tf_keras``), teacher-forced, at the default 1e-10 bounds. This draw has
+    a BatchNorm beta (blocks.9's depthwise) with a gradient element of 7.7e-6, near the effective
+    epsilon of step 1 (3.2e-6): Adam multiplies that element's difference (7.6e-15, round-off) by 27,
+    2.0e-10 of a tensor that moved only ~lr from zero, while every gradient agrees to 3e-13. The same
+    step from Keras's gradients agrees to round-off, so the comparison counts that figure and says
+    why (parity.compare.explain_by_gradients)."""
+    tf_keras = keras2()
+    result = mobilenet_parity(tf_keras.optimizers.Adam(), api=tf_keras, momentum=float(np.float32(1 - 0.999)))
+    assert result.passed, result.table()
+    assert all(result.worst_rel[q] < 1e-12 for q in ("output", "cost", "grads", "m", "v", MOVING_MEAN))
+    explained = {key: own for s in result.steps for key, own in s.explained.items()}
+    assert list(explained) == ["params/blocks.9.depthwise_bn.bias"], explained
+    assert 1e-10 < explained["params/blocks.9.depthwise_bn.bias"][1] < 1e-9
+    note = next(n for n in result.notes if n.startswith("params: 1 tensor(s) outside tolerance only through"))
+    assert "worst: blocks.9.depthwise_bn.bias at step 1" in note

@@ -102,7 +102,8 @@ from torch_port.optim import TFAdam
 STOCHASTIC_MODES = ("share", "off", "own")
 
 __all__ = [
-    "TF1Graph", "GraphRun", "step_parity", "first_divergence", "find_updates", "find_dropouts", "graph_mapping",
+    "TF1Graph", "GraphRun", "step_parity", "first_divergence", "find_updates", "find_dropouts",
+    "graph_mapping",
     "load_checkpoint_into", "save_checkpoint_from", "checkpoint_variables", "describe", "open_checkpoint",
     "same", "dense", "conv2d", "conv1d", "lstm_kernel", "lstm_bias", "Target", "resolve", "Mapping",
     "GradientDescentOptimizer", "MomentumOptimizer", "RMSPropOptimizer", "AdagradOptimizer", "AdamOptimizer",
@@ -767,6 +768,7 @@ def step_parity(build_graph, torch_module, torch_loss, torch_optimizer, batches,
             _compare_kernel_inputs(kernel_values[step - 1], twin_values, step, noted, notes)
             try:
                 record = run_torch(torch_module, torch_loss, torch_optimizer, [batch],
+                                   replay=[reference[step - 1]],
                                    input_layout=input_layout, names=names)[0]
             except InputError:
                 raise
@@ -774,6 +776,8 @@ def step_parity(build_graph, torch_module, torch_loss, torch_optimizer, batches,
                 raise InputError(f"torch step {step} failed: {type(error).__name__}: "
                                  f"{_one_line(error)[:300]}") from None
             record = {k: v for k, v in record.items() if k not in ("m", "v")}
+            if "replayed" in record:  # the step from TF1's gradients: its parameters (slots go by twin names)
+                record["replayed"] = {"params": record["replayed"]["params"]}
             record["step"] = step
             record.update(_slot_record(info, _twin_slots(torch_optimizer, info, torch_params), names))
             other.append(record)
