@@ -26,10 +26,15 @@ def _quantities(result) -> list:
 def table(result) -> str:
     """Per quantity: max abs diff, max rel diff, at which step, tolerance, ok/FAIL; then, for a
     failing pair, where it diverges (:mod:`parity.divergence`)."""
+    explained = {key.split("/", 1)[0] for s in result.steps for key in s.explained}
     rows = [[q, f"{result.worst_abs[q]:.3e}", f"{result.worst_rel[q]:.3e}", result.worst_step[q],
-             f"{result.tolerances[q]:.0e}", "ok" if q not in result.failing else "FAIL"]
+             f"{result.tolerances[q]:.0e}", ("ok*" if q in explained else "ok") if q not in result.failing
+             else "FAIL"]
             for q in _quantities(result)]
     text = tabulate(rows, headers=["quantity", "max abs diff", "max rel diff", "at step", "tolerance", "ok"])
+    if explained:
+        text += ("\n* figures from the same step replayed with the reference's gradients, where the "
+                 "optimizer's per-element step amplified gradient round-off (see the notes)")
     divergence = result.divergence
     return text if divergence is None or result.passed else f"{text}\n\n{divergence.table()}"
 
@@ -70,7 +75,10 @@ def to_json(result, **meta) -> dict:
         "failing": list(result.failing),
         "steps": [{"step": s.step, "cost_a": s.cost_a, "cost_b": s.cost_b,
                    "max_abs_diff": {q: _finite(v) for q, v in s.abs.items()},
-                   "max_rel_diff": {q: _finite(v) for q, v in s.rel.items()}} for s in result.steps],
+                   "max_rel_diff": {q: _finite(v) for q, v in s.rel.items()},
+                   **({"explained": {k: _finite(own[1]) for k, own in s.explained.items()}}
+                      if s.explained else {})}
+                  for s in result.steps],
     }
     if result.stochastic:
         document["stochastic"] = result.stochastic

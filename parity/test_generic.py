@@ -497,6 +497,8 @@ def test_a_parameter_off_only_through_the_optimizers_step_is_explained():
     assert result.steps[0].explained["params/beta"][1] == pytest.approx(2e-10)
     assert any(n.startswith("params: 1 tensor(s) outside tolerance only through the optimizer's per-element "
                             "step (worst: beta at step 1, 2.0e-10") for n in result.notes)
+    assert "ok*" in result.table() and "replayed with the reference's gradients" in result.table()
+    assert result.to_json()["steps"][0]["explained"] == {"params/beta": pytest.approx(2e-10)}
     # the optimizer itself differs: the same gradient gives another step
     assert compare_records(*_records(1e-14, 2e-13, 2e-13), bounds).failing == ["params"]
     # the gradients differ beyond their tolerance: nothing to explain

@@ -90,8 +90,8 @@ class Trace:
 
 def tutorial_graph(n_x: int, n_y: int, dtype: str, learning_rate: float):
     """``build_graph`` for :class:`parity.tf1.GraphRun`: the graph of ``tf_original.model.model``,
-    built by the tutorial's own functions (``X`` (n_x, None), ``Z3`` (6, None), Adam as the notebook
-    writes it)."""
+    built by the tutorial's own functions (``X`` (n_x, None), ``Z3`` (n_y, None), Adam as the
+    notebook writes it)."""
     import tensorflow as tf
 
     from tf_original import model as original
@@ -121,9 +121,9 @@ def tutorial_batches(m: int, config: RunConfig) -> list[tuple[int, np.ndarray]]:
 
 def tutorial_epoch_costs(costs: list, epochs: list, m: int, batch_size: int) -> list[tuple[int, float]]:
     """The notebook's epoch cost, every 5 epochs, from each step's cost (as fetched, in the graph's
-    dtype) and epoch: the sum of ``cost / int(m / batch_size)`` in step order, so the number of
-    *full* mini-batches (33 for 1080 examples in 32s, although 34 are run), accumulated as
-    ``tf_original.model.model`` accumulates it."""
+    dtype) and epoch: the sum of ``cost / int(m / batch_size)`` in step order, accumulated as
+    ``tf_original.model.model`` accumulates it. The notebook divides by the number of *full*
+    mini-batches: 33 for 1080 examples in 32s, although 34 are run."""
     totals = {}
     for cost, epoch in zip(costs, epochs):
         totals[epoch] = totals.get(epoch, 0.) + cost / int(m / batch_size)
