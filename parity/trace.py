@@ -61,6 +61,12 @@ class RunConfig:
     full_steps: int | None = None
     every: int = 0
 
+    def epochs(self, m: int) -> tuple[int, bool]:
+        """How many epochs of ``m`` examples the ``steps`` touch, and whether they end on an epoch's
+        last mini-batch (only then is there an epoch cost to compare)."""
+        per_epoch = math.ceil(m / self.batch_size)
+        return math.ceil(self.steps / per_epoch), self.steps % per_epoch == 0
+
     def keeps_full(self, step: int) -> bool:
         return (self.full_steps is None or step <= self.full_steps
                 or (self.every > 0 and step % self.every == 0))
@@ -88,6 +94,15 @@ class Trace:
         return record if "params" in record else None
 
 
+def _teacher_state(teacher: Trace, step: int) -> dict:
+    """The teacher's record of ``step``, which teacher forcing loads; one line if it was not kept
+    in full."""
+    reference = teacher.full(step)
+    if reference is None:
+        raise InputError(f"teacher step {step} was not recorded in full")
+    return reference
+
+
 def tutorial_graph(n_x: int, n_y: int, dtype: str, learning_rate: float):
     """``build_graph`` for :class:`parity.tf1.GraphRun`: the graph of ``tf_original.model.model``,
     built by the tutorial's own functions (``X`` (n_x, None), ``Z3`` (n_y, None), Adam as the
@@ -113,8 +128,7 @@ GRAPHS = {"tf1": tutorial_graph}
 def tutorial_batches(m: int, config: RunConfig) -> list[tuple[int, np.ndarray]]:
     """``(epoch, column indices)`` of the first ``config.steps`` mini-batches in the tutorial's
     order: epoch ``e`` (from 0) shuffles with ``config.seed + e + 1``."""
-    per_epoch = math.ceil(m / config.batch_size)
-    batches = [(epoch, indices) for epoch in range(math.ceil(config.steps / per_epoch))
+    batches = [(epoch, indices) for epoch in range(config.epochs(m)[0])
                for indices in minibatch_indices(m, config.batch_size, config.seed + epoch + 1)]
     return batches[:config.steps]
 
@@ -139,9 +153,7 @@ def _run_graph(impl: str, data: Data, config: RunConfig, teacher: Trace | None, 
     graph = GraphRun(GRAPHS[impl](n_x, n_y, config.dtype, config.lr), seed=1)
 
     def force(step, record):
-        reference = teacher.full(step)
-        if reference is None:
-            raise InputError(f"teacher step {step} was not recorded in full")
+        reference = _teacher_state(teacher, step)
         slots = {name: {"m": reference["m"][name], "v": reference["v"][name]} for name in reference["m"]}
         return {"params": reference["params"], "slots": slots}
 
@@ -156,7 +168,7 @@ def _run_graph(impl: str, data: Data, config: RunConfig, teacher: Trace | None, 
                         m={name: slots["m"] for name, slots in got["slots"].items()},
                         v={name: slots["v"] for name, slots in got["slots"].items()})
         trace.records.append(kept)
-    if batches and config.steps % math.ceil(m / config.batch_size) == 0:
+    if batches and config.epochs(m)[1]:
         trace.epoch_costs = tutorial_epoch_costs([got["cost"] for got in steps], [e for e, _ in batches], m,
                                                  config.batch_size)
     return trace
@@ -182,9 +194,7 @@ def run(impl: str, data: Data, config: RunConfig, teacher: Trace | None = None,
     if impl in GRAPHS:
         return _run_graph(impl, data, config, teacher, initial)
     trace = Trace(impl, config)
-    batches_per_epoch = math.ceil(data.X_train.shape[1] / config.batch_size)
-    epochs = math.ceil(config.steps / batches_per_epoch)
-    whole_epochs = config.steps % batches_per_epoch == 0
+    epochs, whole_epochs = config.epochs(data.X_train.shape[1])
 
     def hook(step_record):
         step = step_record["step"]
@@ -197,9 +207,7 @@ def run(impl: str, data: Data, config: RunConfig, teacher: Trace | None = None,
         if step >= config.steps and not whole_epochs:
             raise _Enough  # mid-epoch: no epoch cost to wait for
         if teacher is not None:
-            reference = teacher.full(step)
-            if reference is None:
-                raise InputError(f"teacher step {step} was not recorded in full")
+            reference = _teacher_state(teacher, step)
             return {key: to_native(impl, reference[key]) for key in ("params", "m", "v")}
         return None
 
